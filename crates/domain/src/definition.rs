@@ -1,0 +1,698 @@
+//! Pipeline definitions as users write them, and their validation into a [`ValidPipeline`].
+
+use crate::graph::{JobSet, Needs};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+
+/// The documented limits of a pipeline definition.
+pub mod limits {
+    /// Jobs in one pipeline. Large enough for monorepo fan-outs of a thousand jobs.
+    pub const MAX_JOBS: usize = 2_000;
+    /// Characters in a job, stage, environment or tag name.
+    pub const MAX_NAME_CHARS: usize = 255;
+    /// Entries in one job's `needs` (GitLab's limit too).
+    pub const MAX_NEEDS: usize = 50;
+    /// Lines in one job's script.
+    pub const MAX_SCRIPT_LINES: usize = 1_000;
+    /// Bytes in one job's script, all lines together.
+    pub const MAX_SCRIPT_BYTES: usize = 256 * 1024;
+    /// Tags on one job.
+    pub const MAX_TAGS: usize = 50;
+    /// `timeout_seconds` when a job gives none.
+    pub const DEFAULT_TIMEOUT_SECONDS: u32 = 3_600;
+    /// The longest `timeout_seconds` accepted: one week.
+    pub const MAX_TIMEOUT_SECONDS: u32 = 7 * 24 * 3_600;
+    /// The most automatic retries after a lost runner.
+    pub const MAX_RETRY: u32 = 2;
+    /// The stage of a job that names none.
+    pub const DEFAULT_STAGE: &str = "test";
+}
+
+/// When a job runs, given how the jobs it needs turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    /// Only if every job it needs passed (the default).
+    #[default]
+    OnSuccess,
+    /// Only if a job it needs failed.
+    OnFailure,
+    /// Whatever happened to the jobs it needs.
+    Always,
+    /// Like `on_success`, but it waits for a person instead of starting by itself.
+    Manual,
+}
+
+impl When {
+    /// Every value, in declaration order.
+    pub const ALL: [Self; 4] = [Self::OnSuccess, Self::OnFailure, Self::Always, Self::Manual];
+
+    /// The name stored in the database and used in definitions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OnSuccess => "on_success",
+            Self::OnFailure => "on_failure",
+            Self::Always => "always",
+            Self::Manual => "manual",
+        }
+    }
+
+    /// The inverse of [`When::as_str`].
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|w| w.as_str() == value)
+    }
+}
+
+/// A pipeline as submitted: a list of jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineDefinition {
+    pub jobs: Vec<JobDefinition>,
+}
+
+/// One job as submitted. Validation turns it into a [`ValidJob`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobDefinition {
+    pub name: String,
+    #[serde(default)]
+    pub stage: Option<String>,
+    pub script: Vec<String>,
+    /// The jobs this one waits for. Absent: every job of earlier stages. Empty: none.
+    #[serde(default)]
+    pub needs: Option<Vec<String>>,
+    #[serde(default)]
+    pub when: When,
+    #[serde(default)]
+    pub allow_failure: bool,
+    #[serde(default)]
+    pub environment: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub timeout_seconds: Option<u32>,
+    /// Automatic retries when the runner is lost.
+    #[serde(default)]
+    pub retry: Option<u32>,
+}
+
+/// What is wrong with a field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    Empty,
+    TooLong { max: usize },
+    TooMany { max: usize },
+    BadCharacters { allowed: &'static str },
+    DuplicateJob,
+    DuplicateNeed(String),
+    UnknownJob(String),
+    Cycle(Vec<String>),
+    OutOfRange { min: u32, max: u32 },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("must not be empty"),
+            Self::TooLong { max } => write!(f, "is longer than {max}"),
+            Self::TooMany { max } => write!(f, "has more than {max} entries"),
+            Self::BadCharacters { allowed } => write!(f, "may contain only {allowed}"),
+            Self::DuplicateJob => f.write_str("is used by an earlier job"),
+            Self::DuplicateNeed(name) => write!(f, "lists `{name}` twice"),
+            Self::UnknownJob(name) => {
+                write!(f, "names `{name}`, which is not a job of this pipeline")
+            }
+            Self::Cycle(jobs) => write!(f, "form a cycle: {}", jobs.join(" -> ")),
+            Self::OutOfRange { min, max } => write!(f, "must be between {min} and {max}"),
+        }
+    }
+}
+
+/// The first problem found in a definition, naming the job and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct DefinitionError {
+    job: Option<String>,
+    field: &'static str,
+    problem: Problem,
+}
+
+impl DefinitionError {
+    fn pipeline(field: &'static str, problem: Problem) -> Self {
+        Self {
+            job: None,
+            field,
+            problem,
+        }
+    }
+
+    fn job(job: &str, field: &'static str, problem: Problem) -> Self {
+        Self {
+            job: Some(job.to_owned()),
+            field,
+            problem,
+        }
+    }
+
+    /// The job at fault, or `None` for a problem with the pipeline as a whole.
+    pub fn job_name(&self) -> Option<&str> {
+        self.job.as_deref()
+    }
+
+    /// The field at fault, as spelled in the definition (`jobs`, `name`, `needs`, …).
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+}
+
+impl fmt::Display for DefinitionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.job {
+            Some(job) => write!(f, "job `{job}`: `{}` {}", self.field, self.problem),
+            None => write!(f, "`{}` {}", self.field, self.problem),
+        }
+    }
+}
+
+/// A job that passed validation. Fields are private: they hold the invariants checked there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidJob {
+    name: String,
+    stage: String,
+    stage_idx: u32,
+    script: Vec<String>,
+    needs: Option<Vec<String>>,
+    when: When,
+    allow_failure: bool,
+    environment: Option<String>,
+    tags: Vec<String>,
+    timeout_seconds: u32,
+    retry: u32,
+}
+
+impl ValidJob {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn stage(&self) -> &str {
+        &self.stage
+    }
+    /// Position of the stage in the pipeline, from 0, in order of first appearance.
+    pub fn stage_idx(&self) -> u32 {
+        self.stage_idx
+    }
+    pub fn script(&self) -> &[String] {
+        &self.script
+    }
+    /// `None` means every job of earlier stages.
+    pub fn needs(&self) -> Option<&[String]> {
+        self.needs.as_deref()
+    }
+    pub fn when(&self) -> When {
+        self.when
+    }
+    pub fn allow_failure(&self) -> bool {
+        self.allow_failure
+    }
+    pub fn environment(&self) -> Option<&str> {
+        self.environment.as_deref()
+    }
+    /// Sorted and without duplicates.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+    pub fn timeout_seconds(&self) -> u32 {
+        self.timeout_seconds
+    }
+    pub fn retry(&self) -> u32 {
+        self.retry
+    }
+}
+
+/// A pipeline whose jobs all passed validation and whose needs form no cycle.
+#[derive(Debug, Clone)]
+pub struct ValidPipeline {
+    jobs: Vec<ValidJob>,
+    graph: JobSet,
+}
+
+impl ValidPipeline {
+    pub fn jobs(&self) -> &[ValidJob] {
+        &self.jobs
+    }
+
+    pub(crate) fn graph(&self) -> &JobSet {
+        &self.graph
+    }
+}
+
+impl PipelineDefinition {
+    /// Checks every rule and returns the first problem in job order.
+    pub fn validate(self) -> Result<ValidPipeline, DefinitionError> {
+        if self.jobs.is_empty() {
+            return Err(DefinitionError::pipeline("jobs", Problem::Empty));
+        }
+        if self.jobs.len() > limits::MAX_JOBS {
+            return Err(DefinitionError::pipeline(
+                "jobs",
+                Problem::TooMany {
+                    max: limits::MAX_JOBS,
+                },
+            ));
+        }
+        let mut index = HashMap::with_capacity(self.jobs.len());
+        for (i, job) in self.jobs.iter().enumerate() {
+            check_name(&job.name, "name", None)?;
+            if index.insert(job.name.as_str(), i).is_some() {
+                return Err(DefinitionError::job(
+                    &job.name,
+                    "name",
+                    Problem::DuplicateJob,
+                ));
+            }
+        }
+        let mut stages: Vec<String> = Vec::new();
+        let mut jobs = Vec::with_capacity(self.jobs.len());
+        let mut needs = Vec::with_capacity(self.jobs.len());
+        for job in &self.jobs {
+            let valid = validate_job(job, &index, &mut stages)?;
+            needs.push(match valid.needs() {
+                Some(list) => Needs::Explicit(list.iter().map(|n| index[n.as_str()]).collect()),
+                None => Needs::EarlierStages,
+            });
+            jobs.push(valid);
+        }
+        let graph = JobSet::new(
+            jobs.iter().map(ValidJob::stage_idx).collect(),
+            needs,
+            jobs.iter().map(ValidJob::when).collect(),
+            jobs.iter().map(ValidJob::allow_failure).collect(),
+        )
+        .map_err(|cycle| {
+            let names: Vec<String> = cycle.iter().map(|&i| jobs[i].name.clone()).collect();
+            let first = cycle.iter().min().map_or("", |&i| jobs[i].name.as_str());
+            DefinitionError::job(first, "needs", Problem::Cycle(names))
+        })?;
+        Ok(ValidPipeline { jobs, graph })
+    }
+}
+
+fn validate_job(
+    job: &JobDefinition,
+    index: &HashMap<&str, usize>,
+    stages: &mut Vec<String>,
+) -> Result<ValidJob, DefinitionError> {
+    let name = job.name.as_str();
+    let stage = job
+        .stage
+        .clone()
+        .unwrap_or_else(|| limits::DEFAULT_STAGE.to_owned());
+    check_name(&stage, "stage", Some(name))?;
+    let stage_idx = stages.iter().position(|s| *s == stage).unwrap_or_else(|| {
+        stages.push(stage.clone());
+        stages.len() - 1
+    });
+    check_script(name, &job.script)?;
+    if let Some(needs) = &job.needs {
+        check_needs(name, needs, index)?;
+    }
+    if let Some(env) = &job.environment {
+        check_environment(name, env)?;
+    }
+    let tags = check_tags(name, &job.tags)?;
+    let timeout_seconds = in_range(
+        name,
+        "timeout_seconds",
+        job.timeout_seconds
+            .unwrap_or(limits::DEFAULT_TIMEOUT_SECONDS),
+        1,
+        limits::MAX_TIMEOUT_SECONDS,
+    )?;
+    let retry = in_range(name, "retry", job.retry.unwrap_or(0), 0, limits::MAX_RETRY)?;
+    Ok(ValidJob {
+        name: name.to_owned(),
+        stage,
+        stage_idx: u32::try_from(stage_idx).expect("stage count is bounded by MAX_JOBS"),
+        script: job.script.clone(),
+        needs: job.needs.clone(),
+        when: job.when,
+        allow_failure: job.allow_failure,
+        environment: job.environment.clone(),
+        tags,
+        timeout_seconds,
+        retry,
+    })
+}
+
+fn check_name(value: &str, field: &'static str, job: Option<&str>) -> Result<(), DefinitionError> {
+    let error = |problem| match job {
+        Some(job) => DefinitionError::job(job, field, problem),
+        None => DefinitionError {
+            job: (!value.is_empty()).then(|| value.to_owned()),
+            field,
+            problem,
+        },
+    };
+    if value.trim().is_empty() {
+        return Err(error(Problem::Empty));
+    }
+    if value.chars().count() > limits::MAX_NAME_CHARS {
+        return Err(error(Problem::TooLong {
+            max: limits::MAX_NAME_CHARS,
+        }));
+    }
+    if value.chars().any(char::is_control) || value.trim() != value {
+        return Err(error(Problem::BadCharacters {
+            allowed: "printable characters, without leading or trailing spaces",
+        }));
+    }
+    Ok(())
+}
+
+fn check_script(job: &str, script: &[String]) -> Result<(), DefinitionError> {
+    if script.iter().all(|line| line.trim().is_empty()) {
+        return Err(DefinitionError::job(job, "script", Problem::Empty));
+    }
+    if script.len() > limits::MAX_SCRIPT_LINES {
+        return Err(DefinitionError::job(
+            job,
+            "script",
+            Problem::TooMany {
+                max: limits::MAX_SCRIPT_LINES,
+            },
+        ));
+    }
+    if script.iter().map(String::len).sum::<usize>() > limits::MAX_SCRIPT_BYTES {
+        return Err(DefinitionError::job(
+            job,
+            "script",
+            Problem::TooLong {
+                max: limits::MAX_SCRIPT_BYTES,
+            },
+        ));
+    }
+    if script.iter().any(|line| line.contains('\0')) {
+        return Err(DefinitionError::job(
+            job,
+            "script",
+            Problem::BadCharacters {
+                allowed: "text without NUL bytes",
+            },
+        ));
+    }
+    Ok(())
+}
+
+fn check_needs(
+    job: &str,
+    needs: &[String],
+    index: &HashMap<&str, usize>,
+) -> Result<(), DefinitionError> {
+    if needs.len() > limits::MAX_NEEDS {
+        return Err(DefinitionError::job(
+            job,
+            "needs",
+            Problem::TooMany {
+                max: limits::MAX_NEEDS,
+            },
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for need in needs {
+        if !index.contains_key(need.as_str()) {
+            return Err(DefinitionError::job(
+                job,
+                "needs",
+                Problem::UnknownJob(need.clone()),
+            ));
+        }
+        if !seen.insert(need.as_str()) {
+            return Err(DefinitionError::job(
+                job,
+                "needs",
+                Problem::DuplicateNeed(need.clone()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_environment(job: &str, env: &str) -> Result<(), DefinitionError> {
+    check_name(env, "environment", Some(job))?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || " -_/.".contains(c);
+    if !env.chars().all(allowed) || env.starts_with('/') || env.ends_with('/') {
+        return Err(DefinitionError::job(
+            job,
+            "environment",
+            Problem::BadCharacters {
+                allowed: "letters, digits, spaces, '-', '_', '.' and '/' (not first or last)",
+            },
+        ));
+    }
+    Ok(())
+}
+
+fn check_tags(job: &str, tags: &[String]) -> Result<Vec<String>, DefinitionError> {
+    if tags.len() > limits::MAX_TAGS {
+        return Err(DefinitionError::job(
+            job,
+            "tags",
+            Problem::TooMany {
+                max: limits::MAX_TAGS,
+            },
+        ));
+    }
+    for tag in tags {
+        check_name(tag, "tags", Some(job))?;
+    }
+    let set: BTreeSet<&String> = tags.iter().collect();
+    Ok(set.into_iter().cloned().collect())
+}
+
+fn in_range(
+    job: &str,
+    field: &'static str,
+    value: u32,
+    min: u32,
+    max: u32,
+) -> Result<u32, DefinitionError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(DefinitionError::job(
+            job,
+            field,
+            Problem::OutOfRange { min, max },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(name: &str) -> JobDefinition {
+        JobDefinition {
+            name: name.to_owned(),
+            script: vec!["true".to_owned()],
+            ..JobDefinition::default()
+        }
+    }
+
+    fn check(jobs: Vec<JobDefinition>, expected: Option<(&str, &str, Problem)>) {
+        let result = PipelineDefinition { jobs }.validate();
+        match (result, expected) {
+            (Ok(_), None) => {}
+            (Err(err), Some((job, field, problem))) => {
+                assert_eq!(
+                    (err.job_name().unwrap_or(""), err.field(), err.problem()),
+                    (job, field, &problem)
+                );
+            }
+            (Ok(_), Some(expected)) => panic!("accepted a definition with {expected:?}"),
+            (Err(err), None) => panic!("rejected a valid definition: {err}"),
+        }
+    }
+
+    fn with(name: &str, edit: impl FnOnce(&mut JobDefinition)) -> JobDefinition {
+        let mut job = job(name);
+        edit(&mut job);
+        job
+    }
+
+    #[test]
+    fn validation_table() {
+        let long = "x".repeat(limits::MAX_NAME_CHARS + 1);
+        check(vec![job("a"), job("b")], None);
+        check(vec![], Some(("", "jobs", Problem::Empty)));
+        check(
+            vec![job("a"), job("a")],
+            Some(("a", "name", Problem::DuplicateJob)),
+        );
+        check(vec![job("")], Some(("", "name", Problem::Empty)));
+        check(
+            vec![job(&long)],
+            Some((
+                long.as_str(),
+                "name",
+                Problem::TooLong {
+                    max: limits::MAX_NAME_CHARS,
+                },
+            )),
+        );
+        check(
+            vec![job("tab\tname")],
+            Some((
+                "tab\tname",
+                "name",
+                Problem::BadCharacters {
+                    allowed: "printable characters, without leading or trailing spaces",
+                },
+            )),
+        );
+        check(
+            vec![with("a", |j| j.script = vec![])],
+            Some(("a", "script", Problem::Empty)),
+        );
+        check(
+            vec![with("a", |j| j.script = vec![" ".into()])],
+            Some(("a", "script", Problem::Empty)),
+        );
+        check(
+            vec![with("a", |j| {
+                j.script = vec!["x".into(); limits::MAX_SCRIPT_LINES + 1]
+            })],
+            Some((
+                "a",
+                "script",
+                Problem::TooMany {
+                    max: limits::MAX_SCRIPT_LINES,
+                },
+            )),
+        );
+        check(
+            vec![with("a", |j| j.needs = Some(vec!["nope".into()]))],
+            Some(("a", "needs", Problem::UnknownJob("nope".into()))),
+        );
+        check(
+            vec![
+                job("b"),
+                with("a", |j| j.needs = Some(vec!["b".into(), "b".into()])),
+            ],
+            Some(("a", "needs", Problem::DuplicateNeed("b".into()))),
+        );
+        check(
+            vec![with("a", |j| j.needs = Some(vec!["a".into()]))],
+            Some(("a", "needs", Problem::Cycle(vec!["a".into()]))),
+        );
+        check(
+            vec![with("a", |j| j.timeout_seconds = Some(0))],
+            Some((
+                "a",
+                "timeout_seconds",
+                Problem::OutOfRange {
+                    min: 1,
+                    max: limits::MAX_TIMEOUT_SECONDS,
+                },
+            )),
+        );
+        check(
+            vec![with("a", |j| j.retry = Some(3))],
+            Some((
+                "a",
+                "retry",
+                Problem::OutOfRange {
+                    min: 0,
+                    max: limits::MAX_RETRY,
+                },
+            )),
+        );
+        check(
+            vec![with("a", |j| j.environment = Some("/prod".into()))],
+            Some((
+                "a",
+                "environment",
+                Problem::BadCharacters {
+                    allowed: "letters, digits, spaces, '-', '_', '.' and '/' (not first or last)",
+                },
+            )),
+        );
+        check(
+            vec![with("a", |j| j.stage = Some(String::new()))],
+            Some(("a", "stage", Problem::Empty)),
+        );
+        check(
+            vec![with("a", |j| j.tags = vec![String::new()])],
+            Some(("a", "tags", Problem::Empty)),
+        );
+    }
+
+    #[test]
+    fn too_many_jobs_is_refused() {
+        let jobs = (0..=limits::MAX_JOBS)
+            .map(|i| job(&format!("j{i}")))
+            .collect();
+        check(
+            jobs,
+            Some((
+                "",
+                "jobs",
+                Problem::TooMany {
+                    max: limits::MAX_JOBS,
+                },
+            )),
+        );
+    }
+
+    #[test]
+    fn a_cycle_names_its_jobs() {
+        let jobs = vec![
+            with("a", |j| j.needs = Some(vec!["c".into()])),
+            with("b", |j| j.needs = Some(vec!["a".into()])),
+            with("c", |j| j.needs = Some(vec!["b".into()])),
+        ];
+        let err = PipelineDefinition { jobs }.validate().unwrap_err();
+        assert_eq!(err.field(), "needs");
+        let Problem::Cycle(names) = err.problem() else {
+            panic!("{err}")
+        };
+        let mut names = names.clone();
+        names.sort();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert!(err.to_string().contains("form a cycle"), "{err}");
+    }
+
+    #[test]
+    fn stages_are_numbered_by_first_appearance_and_tags_deduplicated() {
+        let jobs = vec![
+            with("build", |j| j.stage = Some("build".into())),
+            with("unit", |j| {
+                j.tags = vec!["linux".into(), "docker".into(), "linux".into()];
+            }),
+            with("compile", |j| j.stage = Some("build".into())),
+        ];
+        let valid = PipelineDefinition { jobs }.validate().unwrap();
+        let stages: Vec<u32> = valid.jobs().iter().map(ValidJob::stage_idx).collect();
+        assert_eq!(stages, [0, 1, 0]);
+        assert_eq!(valid.jobs()[1].stage(), "test");
+        assert_eq!(valid.jobs()[1].tags(), ["docker", "linux"]);
+    }
+
+    #[test]
+    fn definitions_parse_from_json_and_reject_unknown_fields() {
+        let json = r#"{"jobs":[{"name":"deploy","script":["make deploy"],"when":"manual","environment":"staging","needs":[]}]}"#;
+        let def: PipelineDefinition = serde_json::from_str(json).unwrap();
+        assert_eq!(def.jobs[0].when, When::Manual);
+        assert_eq!(def.jobs[0].needs, Some(vec![]));
+        assert!(
+            serde_json::from_str::<PipelineDefinition>(
+                r#"{"jobs":[{"name":"a","script":["x"],"colour":1}]}"#
+            )
+            .is_err()
+        );
+    }
+}

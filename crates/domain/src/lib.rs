@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+
+mod definition;
+mod graph;
+mod ids;
+mod plan;
+mod status;
+mod transition;
+
+pub use definition::{
+    DefinitionError, JobDefinition, PipelineDefinition, Problem, ValidJob, ValidPipeline, When,
+    limits,
+};
+pub use ids::{BuildId, DeploymentId, PipelineId, ProjectId, RunnerId};
+pub use plan::{
+    BuildChange, BuildResult, BuildState, FailureReason, NewAttempt, PipelineEvent, PipelineState,
+    Plan, TransitionError, plan, plan_new_pipeline, undecided_builds,
+};
+pub use status::{BuildStatus, DeploymentStatus, PipelineStatus, UnknownStatus};
+pub use transition::{BuildEvent, IllegalTransition, Step, next};
