@@ -564,7 +564,7 @@ mod tests {
         );
         check(
             vec![with("a", |j| {
-                j.script = vec!["x".into(); limits::MAX_SCRIPT_LINES + 1]
+                j.script = vec!["x".into(); limits::MAX_SCRIPT_LINES + 1];
             })],
             Some((
                 "a",
@@ -574,6 +574,10 @@ mod tests {
                 },
             )),
         );
+    }
+
+    #[test]
+    fn validation_table_for_needs_and_limits() {
         check(
             vec![with("a", |j| j.needs = Some(vec!["nope".into()]))],
             Some(("a", "needs", Problem::UnknownJob("nope".into()))),

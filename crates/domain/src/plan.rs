@@ -114,7 +114,7 @@ pub struct BuildChange {
     pub to: BuildStatus,
     pub failure_reason: Option<FailureReason>,
     pub exit_code: Option<i32>,
-    /// `Some` when the build has a deployment: the status it must take.
+    /// `Some` when the build has a deployment whose status must change: the status it takes.
     pub deployment: Option<DeploymentStatus>,
 }
 
@@ -517,9 +517,11 @@ impl<'a> Work<'a> {
                     to,
                     failure_reason: failure.map(|(reason, _)| reason),
                     exit_code: failure.and_then(|(_, code)| code),
-                    deployment: build
-                        .has_deployment
-                        .then(|| DeploymentStatus::for_build(to)),
+                    // A deployment mirrors its build: it changes only when the mapped status does.
+                    deployment: (build.has_deployment
+                        && DeploymentStatus::for_build(to)
+                            != DeploymentStatus::for_build(build.status))
+                    .then(|| DeploymentStatus::for_build(to)),
                 }
             })
             .collect();

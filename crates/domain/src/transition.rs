@@ -24,6 +24,8 @@ pub enum BuildEvent {
     Cancel,
     /// Its lease passed without a heartbeat: the runner is presumed lost.
     LoseLease,
+    /// Its runner says it is still working on it.
+    Heartbeat,
 }
 
 impl fmt::Display for BuildEvent {
@@ -38,6 +40,7 @@ impl fmt::Display for BuildEvent {
             Self::Abort => "abort",
             Self::Cancel => "cancel",
             Self::LoseLease => "lose lease",
+            Self::Heartbeat => "heartbeat",
         };
         f.write_str(name)
     }
@@ -79,7 +82,8 @@ pub fn next(from: BuildStatus, event: BuildEvent) -> Result<Step, IllegalTransit
         | (E::Succeed, S::Success)
         | (E::Fail, S::Failed)
         | (E::Abort | E::Cancel, S::Canceled)
-        | (E::Cancel, S::Canceling) => Step::Unchanged,
+        | (E::Cancel, S::Canceling)
+        | (E::Heartbeat, S::Running | S::Canceling) => Step::Unchanged,
         _ => return Err(IllegalTransition { from, event }),
     };
     Ok(step)
@@ -91,7 +95,7 @@ mod tests {
     use BuildEvent as E;
     use BuildStatus as S;
 
-    const EVENTS: [BuildEvent; 9] = [
+    const EVENTS: [BuildEvent; 10] = [
         E::Enqueue,
         E::Park,
         E::Skip,
@@ -101,6 +105,7 @@ mod tests {
         E::Abort,
         E::Cancel,
         E::LoseLease,
+        E::Heartbeat,
     ];
 
     /// Every allowed move; anything not listed must be refused.
@@ -119,11 +124,13 @@ mod tests {
         (S::Running, E::Abort, Some(S::Canceled)),
         (S::Running, E::Cancel, Some(S::Canceling)),
         (S::Running, E::LoseLease, Some(S::Failed)),
+        (S::Running, E::Heartbeat, None),
         (S::Canceling, E::Succeed, Some(S::Success)),
         (S::Canceling, E::Fail, Some(S::Failed)),
         (S::Canceling, E::Abort, Some(S::Canceled)),
         (S::Canceling, E::Cancel, None),
         (S::Canceling, E::LoseLease, Some(S::Canceled)),
+        (S::Canceling, E::Heartbeat, None),
         (S::Success, E::Succeed, None),
         (S::Failed, E::Fail, None),
         (S::Canceled, E::Abort, None),

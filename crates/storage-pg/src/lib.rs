@@ -1,1 +1,30 @@
-//! Placeholder.
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod invariants;
+mod locking;
+mod migrations;
+mod pool;
+mod reads;
+mod retry;
+mod rows;
+#[rustfmt::skip]
+mod schema;
+mod setup;
+mod stats;
+mod transitions;
+mod write;
+
+pub use error::StorageError;
+pub use invariants::{Violation, check_invariants};
+pub use locking::Table;
+pub use migrations::run_migrations;
+pub use pool::{PgPool, connection_pool};
+pub use reads::{BuildView, DeploymentView, PipelineView, load_pipeline};
+pub use retry::SqlState;
+pub use setup::{create_project, register_runner};
+pub use stats::{TransitionKind, TxStats, TxStatsSnapshot};
+pub use transitions::{
+    AcquiredBuild, AcquiredDeployment, Applied, CreatedPipeline, Heartbeat, NewPipeline,
+    Transitions,
+};

@@ -1,0 +1,42 @@
+//! The one error type of this crate, and how database errors map onto it.
+
+use lockstep_domain::TransitionError;
+
+/// Why a storage call failed. Nothing was written when a call fails.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The row does not exist.
+    #[error("{entity} {id} does not exist")]
+    NotFound { entity: &'static str, id: i64 },
+    /// A unique name is already taken.
+    #[error("{entity} `{name}` already exists")]
+    AlreadyExists { entity: &'static str, name: String },
+    /// The domain refused the transition.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// Deadlocks or serialization failures persisted through every retry.
+    #[error("gave up after {attempts} attempts: {last}")]
+    Contention {
+        attempts: u32,
+        last: crate::SqlState,
+    },
+    /// No connection could be checked out of the pool in time.
+    #[error("no database connection available: {0}")]
+    Pool(#[from] r2d2::Error),
+    /// Stored data broke a rule the schema cannot express (an unknown status, a missing row).
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    /// Rows changed between planning and locking in a way that needs other locks. Only seen
+    /// inside the retry loop, which starts the transaction again.
+    #[error("rows changed while the transition was planned")]
+    PlanChanged,
+    /// Anything else the database reported.
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+}
+
+impl StorageError {
+    pub(crate) fn corrupt(message: impl Into<String>) -> Self {
+        Self::Corrupt(message.into())
+    }
+}

@@ -1,0 +1,323 @@
+//! The canonical lock order. Every row lock Lockstep takes is taken here.
+//!
+//! Tables are locked in this order, and rows within a table in ascending id:
+//!
+//! | rank | table          | locked by                                                     |
+//! |------|----------------|---------------------------------------------------------------|
+//! | 1    | `pipelines`    | every transition of a pipeline, first (FOR NO KEY UPDATE)      |
+//! | 2    | `ci_builds`    | the builds a transition changes; acquire with SKIP LOCKED      |
+//! | 3    | `environments` | only inserted (ON CONFLICT DO NOTHING), in name order          |
+//! | 4    | `deployments`  | the deployments of the builds a transition changes             |
+//!
+//! `projects` and `runners` are never locked: they are only referenced, and foreign-key checks
+//! take FOR KEY SHARE, which conflicts with nothing we take because every lock here is
+//! FOR NO KEY UPDATE and no key column is ever updated.
+//!
+//! [`Locks`] is a typestate cursor over that order: each method consumes it and returns it one
+//! table further down, and a method is only defined while the cursor is still above its table.
+//! So a transition cannot lock a table twice or go back up: it does not compile. Writes to
+//! existing rows (in `write.rs`) take the `Locked*` values returned here, so an UPDATE can only
+//! touch rows this transaction already holds and never takes a lock of its own.
+
+use crate::StorageError;
+use crate::schema::{ci_builds, deployments, environments, pipelines};
+use chrono::{DateTime, Utc};
+use diesel::connection::{Connection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use lockstep_domain::{BuildId, DeploymentId, PipelineId, ProjectId};
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
+mod claim;
+
+pub(crate) use claim::{ClaimRequest, ClaimedRow};
+
+/// The lockable tables, in the canonical order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    Pipelines,
+    CiBuilds,
+    Environments,
+    Deployments,
+}
+
+impl Table {
+    /// The canonical order, first to last.
+    pub const ORDER: [Self; 4] = [
+        Self::Pipelines,
+        Self::CiBuilds,
+        Self::Environments,
+        Self::Deployments,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pipelines => "pipelines",
+            Self::CiBuilds => "ci_builds",
+            Self::Environments => "environments",
+            Self::Deployments => "deployments",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ORDER.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// Cursor positions: nothing locked yet, or the last table locked.
+#[derive(Debug)]
+pub(crate) enum Start {}
+#[derive(Debug)]
+pub(crate) enum AtPipelines {}
+#[derive(Debug)]
+pub(crate) enum AtBuilds {}
+#[derive(Debug)]
+pub(crate) enum AtEnvironments {}
+#[derive(Debug)]
+pub(crate) enum AtDeployments {}
+
+/// `S: Before<N>`: a cursor at `S` may still lock the table of `N`. Implemented only for
+/// strictly earlier positions, which is the whole rule.
+pub(crate) trait Before<N> {}
+impl Before<AtPipelines> for Start {}
+impl Before<AtBuilds> for Start {}
+impl Before<AtBuilds> for AtPipelines {}
+impl Before<AtEnvironments> for Start {}
+impl Before<AtEnvironments> for AtPipelines {}
+impl Before<AtEnvironments> for AtBuilds {}
+impl Before<AtDeployments> for Start {}
+impl Before<AtDeployments> for AtPipelines {}
+impl Before<AtDeployments> for AtBuilds {}
+impl Before<AtDeployments> for AtEnvironments {}
+
+/// The lock cursor of one transaction.
+pub(crate) struct Locks<'c, S> {
+    conn: &'c mut PgConnection,
+    at: PhantomData<S>,
+}
+
+impl<S> std::fmt::Debug for Locks<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Locks")
+            .field("at", &std::any::type_name::<S>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'c> Locks<'c, Start> {
+    /// Starts a cursor. Locks only mean something inside a transaction, so outside one this is
+    /// refused rather than silently taking locks that end with the statement.
+    pub(crate) fn begin(conn: &'c mut PgConnection) -> Result<Self, StorageError> {
+        let depth =
+            <PgConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+                .transaction_depth()?;
+        if depth.is_none() {
+            return Err(StorageError::corrupt(
+                "lock cursor used outside a transaction",
+            ));
+        }
+        Ok(Self {
+            conn,
+            at: PhantomData,
+        })
+    }
+}
+
+impl<'c, S> Locks<'c, S> {
+    /// The connection, for reads and for writes to rows already held.
+    pub(crate) fn conn(&mut self) -> &mut PgConnection {
+        self.conn
+    }
+
+    fn advance<N>(self) -> Locks<'c, N>
+    where
+        S: Before<N>,
+    {
+        Locks {
+            conn: self.conn,
+            at: PhantomData,
+        }
+    }
+}
+
+/// A pipeline row this transaction holds.
+#[derive(Debug, Clone, Queryable)]
+pub(crate) struct LockedPipeline {
+    pub(crate) id: i64,
+    pub(crate) status: String,
+}
+
+/// The fresh state of a build row this transaction holds. Locking returns the latest committed
+/// version, which may differ from what a plain read saw a moment earlier.
+#[derive(Debug, Clone, Queryable, PartialEq, Eq)]
+pub(crate) struct LockedBuild {
+    pub(crate) id: i64,
+    pub(crate) status: String,
+    pub(crate) runner_id: Option<i64>,
+    pub(crate) lease_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Build rows this transaction holds, by id.
+#[derive(Debug, Default)]
+pub(crate) struct LockedBuilds(BTreeMap<i64, LockedBuild>);
+
+impl LockedBuilds {
+    pub(crate) fn get(&self, id: BuildId) -> Option<&LockedBuild> {
+        self.0.get(&id.0)
+    }
+
+    pub(crate) fn holds(&self, id: BuildId) -> bool {
+        self.0.contains_key(&id.0)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &LockedBuild> {
+        self.0.values()
+    }
+}
+
+/// Deployment rows this transaction holds.
+#[derive(Debug, Default)]
+pub(crate) struct LockedDeployments(Vec<i64>);
+
+impl LockedDeployments {
+    pub(crate) fn holds(&self, id: DeploymentId) -> bool {
+        self.0.binary_search(&id.0).is_ok()
+    }
+}
+
+fn sorted_unique(ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
+    let mut ids: Vec<i64> = ids.into_iter().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+impl<'c, S: Before<AtPipelines>> Locks<'c, S> {
+    /// Locks one pipeline row. Every transition of a pipeline starts here, so transitions of the
+    /// same pipeline run one after another; acquire is the only exception (see `claim`).
+    pub(crate) fn lock_pipeline(
+        self,
+        id: PipelineId,
+    ) -> Result<(LockedPipeline, Locks<'c, AtPipelines>), StorageError> {
+        let mut next = self.advance();
+        let row = pipelines::table
+            .find(id.0)
+            .select((pipelines::id, pipelines::status))
+            .for_no_key_update()
+            .first::<LockedPipeline>(next.conn())
+            .optional()?
+            .ok_or(StorageError::NotFound {
+                entity: "pipeline",
+                id: id.0,
+            })?;
+        Ok((row, next))
+    }
+}
+
+impl<'c, S: Before<AtBuilds>> Locks<'c, S> {
+    /// Locks build rows in ascending id (PostgreSQL sorts before it locks) and returns the
+    /// latest committed state of those that exist.
+    pub(crate) fn lock_builds(
+        self,
+        ids: impl IntoIterator<Item = BuildId>,
+    ) -> Result<(LockedBuilds, Locks<'c, AtBuilds>), StorageError> {
+        let ids = sorted_unique(ids.into_iter().map(|id| id.0));
+        let mut next = self.advance();
+        if ids.is_empty() {
+            return Ok((LockedBuilds::default(), next));
+        }
+        let rows = ci_builds::table
+            .filter(ci_builds::id.eq_any(&ids))
+            .order(ci_builds::id.asc())
+            .select((
+                ci_builds::id,
+                ci_builds::status,
+                ci_builds::runner_id,
+                ci_builds::lease_expires_at,
+            ))
+            .for_no_key_update()
+            .load::<LockedBuild>(next.conn())?;
+        Ok((
+            LockedBuilds(rows.into_iter().map(|r| (r.id, r)).collect()),
+            next,
+        ))
+    }
+}
+
+impl<'c> Locks<'c, Start> {
+    /// Claims pending builds for a runner; see `locking/claim.sql`. Builds are taken with
+    /// SKIP LOCKED, so acquire never waits on another transaction's build; the same statement
+    /// then locks the claimed builds' deployments. It never locks a pipeline.
+    pub(crate) fn claim(
+        self,
+        request: &ClaimRequest<'_>,
+    ) -> Result<(Vec<ClaimedRow>, Locks<'c, AtDeployments>), StorageError> {
+        let mut next = self.advance();
+        let rows = request.run(next.conn())?;
+        Ok((rows, next))
+    }
+}
+
+impl<'c, S: Before<AtEnvironments>> Locks<'c, S> {
+    /// Makes sure a project's environments exist and returns their ids by name. Inserting can
+    /// wait on another transaction inserting the same name, so names go in sorted order.
+    pub(crate) fn ensure_environments(
+        self,
+        project: ProjectId,
+        names: &[&str],
+    ) -> Result<(BTreeMap<String, i64>, Locks<'c, AtEnvironments>), StorageError> {
+        let mut next = self.advance();
+        let mut names: Vec<&str> = names.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() {
+            return Ok((BTreeMap::new(), next));
+        }
+        let rows: Vec<_> = names
+            .iter()
+            .map(|name| {
+                (
+                    environments::project_id.eq(project.0),
+                    environments::name.eq(*name),
+                )
+            })
+            .collect();
+        diesel::insert_into(environments::table)
+            .values(&rows)
+            .on_conflict_do_nothing()
+            .execute(next.conn())?;
+        let ids = environments::table
+            .filter(environments::project_id.eq(project.0))
+            .filter(environments::name.eq_any(&names))
+            .select((environments::name, environments::id))
+            .load::<(String, i64)>(next.conn())?;
+        Ok((ids.into_iter().collect(), next))
+    }
+}
+
+impl<'c, S: Before<AtDeployments>> Locks<'c, S> {
+    /// Locks deployment rows in ascending id.
+    pub(crate) fn lock_deployments(
+        self,
+        ids: impl IntoIterator<Item = DeploymentId>,
+    ) -> Result<(LockedDeployments, Locks<'c, AtDeployments>), StorageError> {
+        let ids = sorted_unique(ids.into_iter().map(|id| id.0));
+        let mut next = self.advance();
+        if ids.is_empty() {
+            return Ok((LockedDeployments::default(), next));
+        }
+        let locked = deployments::table
+            .filter(deployments::id.eq_any(&ids))
+            .order(deployments::id.asc())
+            .select(deployments::id)
+            .for_no_key_update()
+            .load::<i64>(next.conn())?;
+        if locked != ids {
+            return Err(StorageError::corrupt(
+                "a deployment row vanished while being locked",
+            ));
+        }
+        Ok((LockedDeployments(locked), next))
+    }
+}

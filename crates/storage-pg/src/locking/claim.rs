@@ -1,0 +1,101 @@
+//! The acquire statement's parameters and result rows.
+
+use crate::StorageError;
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
+
+/// Who claims, how many, and until when.
+#[derive(Debug)]
+pub(crate) struct ClaimRequest<'a> {
+    pub(crate) runner_id: i64,
+    pub(crate) runner_tags: &'a [String],
+    pub(crate) limit: i64,
+    pub(crate) now: DateTime<Utc>,
+    pub(crate) lease_expires_at: DateTime<Utc>,
+}
+
+/// One claimed build with its pipeline and deployment, all from the claiming statement.
+#[derive(Debug, Clone, QueryableByName)]
+pub(crate) struct ClaimedRow {
+    #[diesel(sql_type = BigInt)]
+    pub(crate) id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) pipeline_id: i64,
+    #[diesel(sql_type = Text)]
+    pub(crate) name: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) stage: String,
+    #[diesel(sql_type = Array<Text>)]
+    pub(crate) script: Vec<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) environment: Option<String>,
+    #[diesel(sql_type = Integer)]
+    pub(crate) timeout_seconds: i32,
+    #[diesel(sql_type = Integer)]
+    pub(crate) attempt: i32,
+    #[diesel(sql_type = Timestamptz)]
+    pub(crate) started_at: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    pub(crate) lease_expires_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) project_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) git_ref: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) sha: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) pipeline_status: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub(crate) deployment_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) deployment_status: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) deployment_environment: Option<String>,
+}
+
+impl ClaimRequest<'_> {
+    pub(super) fn run(&self, conn: &mut PgConnection) -> Result<Vec<ClaimedRow>, StorageError> {
+        let rows = diesel::sql_query(CLAIM_SQL)
+            .bind::<Array<Text>, _>(self.runner_tags)
+            .bind::<BigInt, _>(self.limit)
+            .bind::<BigInt, _>(self.runner_id)
+            .bind::<Timestamptz, _>(self.now)
+            .bind::<Timestamptz, _>(self.lease_expires_at)
+            .load::<ClaimedRow>(conn)?;
+        Ok(rows)
+    }
+}
+
+const CLAIM_SQL: &str = include_str!("claim.sql");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockstep_domain::{BuildStatus, DeploymentStatus};
+
+    /// The statement spells statuses as literals (for the partial index); they must be the
+    /// domain's names for a pending build, a running build and a running build's deployment.
+    #[test]
+    fn claim_statuses_are_the_domain_names() {
+        let running = BuildStatus::Running;
+        let pending = format!("status = '{}'", BuildStatus::Pending.as_str());
+        let claimed = format!("SET status = '{}', runner_id", running.as_str());
+        let deployment = format!(
+            "SET status = '{}', updated_at",
+            DeploymentStatus::for_build(running).as_str()
+        );
+        for needle in [&pending, &claimed, &deployment] {
+            assert!(
+                CLAIM_SQL.contains(needle.as_str()),
+                "claim.sql lacks `{needle}`"
+            );
+        }
+        assert_eq!(
+            CLAIM_SQL.matches(&pending).count(),
+            2,
+            "the pending predicate appears twice"
+        );
+    }
+}

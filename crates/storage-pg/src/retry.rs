@@ -1,0 +1,126 @@
+//! Transactions with bounded, jittered retries of deadlocks and serialization failures.
+//!
+//! Every use case runs its body through [`transaction`]: the whole body is re-run from the start
+//! in a fresh transaction, never resumed, so a retried transition commits whole or not at all.
+
+use crate::{StorageError, TransitionKind, TxStats};
+use diesel::connection::Connection;
+use diesel::pg::PgConnection;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use std::fmt;
+use std::time::Duration;
+
+/// Attempts per transaction, the first included.
+pub(crate) const MAX_ATTEMPTS: u32 = 5;
+
+/// A reason to run a transaction again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SqlState {
+    /// SQLSTATE 40P01. The lock order exists so that this never happens.
+    Deadlock,
+    /// SQLSTATE 40001.
+    SerializationFailure,
+    /// Not a server error: rows a transition planned around changed before it locked them, in a
+    /// way that needs rows it had not planned to lock. Re-planning from scratch is always safe.
+    PlanChanged,
+}
+
+impl fmt::Display for SqlState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Deadlock => "40P01 deadlock detected",
+            Self::SerializationFailure => "40001 serialization failure",
+            Self::PlanChanged => "rows changed while planning",
+        })
+    }
+}
+
+impl SqlState {
+    /// Classifies an error. Diesel maps 40001 to a kind of its own but not 40P01, whose
+    /// server message ("deadlock detected") we match instead; Lockstep's clusters run with
+    /// `lc_messages=C` so the message is not translated.
+    pub fn of(error: &StorageError) -> Option<Self> {
+        match error {
+            StorageError::Database(DieselError::DatabaseError(
+                DatabaseErrorKind::SerializationFailure,
+                _,
+            )) => Some(Self::SerializationFailure),
+            StorageError::Database(DieselError::DatabaseError(_, info))
+                if info.message().starts_with("deadlock detected") =>
+            {
+                Some(Self::Deadlock)
+            }
+            StorageError::PlanChanged => Some(Self::PlanChanged),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `body` in a transaction, retrying it whole on a retryable error. Counts the retries;
+/// the caller counts the transition, since only it knows whether anything changed.
+pub(crate) fn transaction<T>(
+    conn: &mut PgConnection,
+    stats: &TxStats,
+    kind: TransitionKind,
+    mut body: impl FnMut(&mut PgConnection) -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
+    let mut attempt = 1;
+    loop {
+        let error = match conn.transaction(&mut body) {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        let Some(cause) = SqlState::of(&error) else {
+            return Err(error);
+        };
+        stats.observed(cause);
+        if attempt >= MAX_ATTEMPTS {
+            stats.gave_up();
+            tracing::error!(transition = kind.as_str(), attempts = attempt, %cause, "transaction gave up");
+            return Err(StorageError::Contention {
+                attempts: attempt,
+                last: cause,
+            });
+        }
+        tracing::warn!(transition = kind.as_str(), attempt, %cause, "retrying transaction");
+        std::thread::sleep(backoff(attempt));
+        attempt += 1;
+    }
+}
+
+/// Full jitter over an exponentially growing cap, so that transactions that collided once do
+/// not collide again in lockstep.
+fn backoff(attempt: u32) -> Duration {
+    let cap_ms = 1u64 << attempt.min(6);
+    Duration::from_micros(fastrand::u64(100..=cap_ms * 1_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_bounded() {
+        for attempt in 1..20 {
+            let cap = Duration::from_millis(1 << attempt.min(6));
+            for _ in 0..100 {
+                let pause = backoff(attempt);
+                assert!(pause <= cap, "attempt {attempt}: {pause:?} > {cap:?}");
+                assert!(pause >= Duration::from_micros(100));
+            }
+        }
+    }
+
+    #[test]
+    fn only_retryable_errors_are_classified() {
+        assert_eq!(
+            SqlState::of(&StorageError::PlanChanged),
+            Some(SqlState::PlanChanged)
+        );
+        assert_eq!(
+            SqlState::of(&StorageError::Database(DieselError::NotFound)),
+            None
+        );
+        assert_eq!(SqlState::of(&StorageError::corrupt("x")), None);
+    }
+}

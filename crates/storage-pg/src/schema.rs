@@ -1,0 +1,111 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    build_log_chunks (build_id, byte_offset) {
+        build_id -> Int8,
+        byte_offset -> Int8,
+        data -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    ci_builds (id) {
+        id -> Int8,
+        pipeline_id -> Int8,
+        name -> Text,
+        stage -> Text,
+        stage_idx -> Int4,
+        needs -> Nullable<Array<Text>>,
+        run_when -> Text,
+        allow_failure -> Bool,
+        script -> Array<Text>,
+        tags -> Array<Text>,
+        environment -> Nullable<Text>,
+        timeout_seconds -> Int4,
+        retry_limit -> Int4,
+        attempt -> Int4,
+        status -> Text,
+        runner_id -> Nullable<Int8>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        failure_reason -> Nullable<Text>,
+        exit_code -> Nullable<Int4>,
+        created_at -> Timestamptz,
+        queued_at -> Nullable<Timestamptz>,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    deployments (id) {
+        id -> Int8,
+        build_id -> Int8,
+        environment_id -> Int8,
+        status -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    environments (id) {
+        id -> Int8,
+        project_id -> Int8,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    pipelines (id) {
+        id -> Int8,
+        project_id -> Int8,
+        #[sql_name = "ref"]
+        ref_ -> Text,
+        sha -> Nullable<Text>,
+        status -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    projects (id) {
+        id -> Int8,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    runners (id) {
+        id -> Int8,
+        name -> Text,
+        tags -> Array<Text>,
+        token_hash -> Bytea,
+        created_at -> Timestamptz,
+        contacted_at -> Nullable<Timestamptz>,
+        retired_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(build_log_chunks -> ci_builds (build_id));
+diesel::joinable!(ci_builds -> pipelines (pipeline_id));
+diesel::joinable!(ci_builds -> runners (runner_id));
+diesel::joinable!(deployments -> ci_builds (build_id));
+diesel::joinable!(deployments -> environments (environment_id));
+diesel::joinable!(environments -> projects (project_id));
+diesel::joinable!(pipelines -> projects (project_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    build_log_chunks,
+    ci_builds,
+    deployments,
+    environments,
+    pipelines,
+    projects,
+    runners,
+);

@@ -1,0 +1,363 @@
+//! The use cases: every state transition of pipelines, builds and deployments, each one
+//! transaction that commits whole or not at all.
+
+pub(crate) mod acquire;
+mod create;
+mod expire;
+mod pipeline;
+pub(crate) mod snapshot;
+
+use crate::locking::ClaimRequest;
+use crate::retry::transaction;
+use crate::schema::ci_builds;
+use crate::{StorageError, TransitionKind, TxStats};
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use lockstep_domain::{
+    BuildChange, BuildId, BuildResult, BuildStatus, DeploymentId, DeploymentStatus, PipelineEvent,
+    PipelineId, PipelineStatus, ProjectId, RunnerId,
+};
+use std::time::Duration;
+
+pub use create::NewPipeline;
+
+/// What a pipeline transition changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub pipeline_id: PipelineId,
+    /// The pipeline's status after the transition.
+    pub pipeline_status: PipelineStatus,
+    /// Changed builds in ascending id.
+    pub changes: Vec<BuildChange>,
+    /// New attempts: (the build copied, the new build).
+    pub new_builds: Vec<(BuildId, BuildId)>,
+    /// Deployments updated or inserted.
+    pub deployments_changed: usize,
+    /// Whether the pipeline's status changed.
+    pub pipeline_changed: bool,
+}
+
+impl Applied {
+    fn unchanged(pipeline_id: PipelineId, pipeline_status: PipelineStatus) -> Self {
+        Self {
+            pipeline_id,
+            pipeline_status,
+            changes: Vec::new(),
+            new_builds: Vec::new(),
+            deployments_changed: 0,
+            pipeline_changed: false,
+        }
+    }
+
+    /// Nothing was written: the call repeated one already applied, or found nothing to do.
+    pub fn is_noop(&self) -> bool {
+        self.changes.is_empty() && self.new_builds.is_empty() && !self.pipeline_changed
+    }
+}
+
+/// A new pipeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedPipeline {
+    pub id: PipelineId,
+    pub status: PipelineStatus,
+    /// Build ids in job order.
+    pub builds: Vec<BuildId>,
+    pub deployments: usize,
+}
+
+/// A claimed build with everything a runner needs, read in the claiming statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcquiredBuild {
+    pub id: BuildId,
+    pub pipeline_id: PipelineId,
+    pub project_id: ProjectId,
+    pub git_ref: String,
+    pub sha: Option<String>,
+    /// The pipeline's status as the claim saw it.
+    pub pipeline_status: PipelineStatus,
+    pub name: String,
+    pub stage: String,
+    pub script: Vec<String>,
+    pub timeout_seconds: u32,
+    pub attempt: u32,
+    pub started_at: DateTime<Utc>,
+    pub lease_expires_at: DateTime<Utc>,
+    pub deployment: Option<AcquiredDeployment>,
+}
+
+/// The deployment of a claimed build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcquiredDeployment {
+    pub id: DeploymentId,
+    pub environment: String,
+    pub status: DeploymentStatus,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// `running`, or `canceling` when the runner should stop the job.
+    pub status: BuildStatus,
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+/// The transitions, on one connection, counting into one [`TxStats`].
+pub struct Transitions<'a> {
+    conn: &'a mut PgConnection,
+    stats: &'a TxStats,
+}
+
+impl std::fmt::Debug for Transitions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transitions").finish_non_exhaustive()
+    }
+}
+
+impl<'a> Transitions<'a> {
+    pub fn new(conn: &'a mut PgConnection, stats: &'a TxStats) -> Self {
+        Self { conn, stats }
+    }
+
+    /// Creates a pipeline with its builds and deployments; builds whose needs allow start pending.
+    pub fn create_pipeline(
+        &mut self,
+        new: &NewPipeline<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<CreatedPipeline, StorageError> {
+        let kind = TransitionKind::CreatePipeline;
+        let created = transaction(self.conn, self.stats, kind, |conn| {
+            create::create(conn, new, now)
+        })?;
+        self.stats.committed(kind);
+        Ok(created)
+    }
+
+    /// Claims up to `limit` pending builds whose tags the runner has, leased for `lease`.
+    /// A pipeline still shown as pending or created is brought up to date afterwards, in a
+    /// transaction of its own (the claim never locks pipelines).
+    pub fn acquire(
+        &mut self,
+        runner: RunnerId,
+        runner_tags: &[String],
+        limit: u32,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AcquiredBuild>, StorageError> {
+        let request = ClaimRequest {
+            runner_id: runner.0,
+            runner_tags,
+            limit: i64::from(limit),
+            now,
+            lease_expires_at: now + lease,
+        };
+        let kind = TransitionKind::Acquire;
+        let builds = transaction(self.conn, self.stats, kind, |conn| {
+            acquire::claim(conn, &request)
+        })?;
+        for _ in &builds {
+            self.stats.committed(kind);
+        }
+        let mut stale: Vec<PipelineId> = builds
+            .iter()
+            .filter(|b| b.pipeline_status != PipelineStatus::Running)
+            .map(|b| b.pipeline_id)
+            .collect();
+        stale.dedup();
+        for pipeline in stale {
+            self.refresh_pipeline(pipeline, now)?;
+        }
+        Ok(builds)
+    }
+
+    /// Extends the lease of a build the runner holds; tells it whether to stop.
+    pub fn heartbeat(
+        &mut self,
+        build: BuildId,
+        runner: RunnerId,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Heartbeat, StorageError> {
+        let kind = TransitionKind::Heartbeat;
+        let beat = transaction(self.conn, self.stats, kind, |conn| {
+            acquire::heartbeat(conn, build, runner, now + lease)
+        })?;
+        self.stats.committed(kind);
+        Ok(beat)
+    }
+
+    /// The runner holding `build` reports its result. Repeating the same report is harmless.
+    pub fn finish(
+        &mut self,
+        build: BuildId,
+        runner: RunnerId,
+        result: BuildResult,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StorageError> {
+        let kind = match result {
+            BuildResult::Success => TransitionKind::Succeed,
+            BuildResult::Failed { .. } => TransitionKind::Fail,
+            BuildResult::Canceled => TransitionKind::Abort,
+        };
+        self.on_build(
+            build,
+            kind,
+            PipelineEvent::Finish {
+                build,
+                runner,
+                result,
+            },
+            now,
+        )
+    }
+
+    /// Cancels a build: not yet running, it is canceled; running, it is asked to stop.
+    pub fn cancel_build(
+        &mut self,
+        build: BuildId,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StorageError> {
+        self.on_build(
+            build,
+            TransitionKind::CancelBuild,
+            PipelineEvent::CancelBuild(build),
+            now,
+        )
+    }
+
+    /// Skips a build that has not started.
+    pub fn skip_build(
+        &mut self,
+        build: BuildId,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StorageError> {
+        self.on_build(
+            build,
+            TransitionKind::SkipBuild,
+            PipelineEvent::SkipBuild(build),
+            now,
+        )
+    }
+
+    /// Runs a finished build again as a new attempt, with the skipped builds after it.
+    pub fn retry_build(
+        &mut self,
+        build: BuildId,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StorageError> {
+        self.on_build(
+            build,
+            TransitionKind::RetryBuild,
+            PipelineEvent::RetryBuild(build),
+            now,
+        )
+    }
+
+    /// Cancels every build of the pipeline that has not finished.
+    pub fn cancel_pipeline(
+        &mut self,
+        pipeline: PipelineId,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StorageError> {
+        self.on_pipeline(
+            pipeline,
+            TransitionKind::CancelPipeline,
+            PipelineEvent::CancelPipeline,
+            now,
+        )
+    }
+
+    /// Retries every failed or canceled build of the pipeline.
+    pub fn retry_pipeline(
+        &mut self,
+        pipeline: PipelineId,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StorageError> {
+        self.on_pipeline(
+            pipeline,
+            TransitionKind::RetryPipeline,
+            PipelineEvent::RetryPipeline,
+            now,
+        )
+    }
+
+    /// Brings a pipeline's status up to date with its builds.
+    pub fn refresh_pipeline(
+        &mut self,
+        pipeline: PipelineId,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StorageError> {
+        self.on_pipeline(
+            pipeline,
+            TransitionKind::Refresh,
+            PipelineEvent::Refresh,
+            now,
+        )
+    }
+
+    /// Fails (or, when asked to stop, cancels) builds whose lease passed before `now`, in at
+    /// most `max_pipelines` pipelines, one transaction each. Automatic retries follow the job's
+    /// `retry`. Safe to run from several processes at once.
+    pub fn expire_leases(
+        &mut self,
+        now: DateTime<Utc>,
+        max_pipelines: u32,
+    ) -> Result<Vec<Applied>, StorageError> {
+        let pipelines =
+            expire::pipelines_with_expired_leases(self.conn, now, i64::from(max_pipelines))?;
+        let mut applied = Vec::new();
+        for pipeline in pipelines {
+            let result = self.on_pipeline(
+                pipeline,
+                TransitionKind::ExpireLeases,
+                PipelineEvent::ExpireLeases { now },
+                now,
+            )?;
+            if !result.is_noop() {
+                applied.push(result);
+            }
+        }
+        Ok(applied)
+    }
+
+    fn on_build(
+        &mut self,
+        build: BuildId,
+        kind: TransitionKind,
+        event: PipelineEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StorageError> {
+        let pipeline = pipeline_of(self.conn, build)?;
+        self.on_pipeline(pipeline, kind, event, now)
+    }
+
+    fn on_pipeline(
+        &mut self,
+        pipeline: PipelineId,
+        kind: TransitionKind,
+        event: PipelineEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StorageError> {
+        let applied = transaction(self.conn, self.stats, kind, |conn| {
+            pipeline::run(conn, pipeline, &event, now)
+        })?;
+        if !applied.is_noop() {
+            self.stats.committed(kind);
+        }
+        Ok(applied)
+    }
+}
+
+/// A build's pipeline never changes, so a plain read outside any lock is enough.
+fn pipeline_of(conn: &mut PgConnection, build: BuildId) -> Result<PipelineId, StorageError> {
+    ci_builds::table
+        .find(build.0)
+        .select(ci_builds::pipeline_id)
+        .first::<i64>(conn)
+        .optional()?
+        .map(PipelineId)
+        .ok_or(StorageError::NotFound {
+            entity: "build",
+            id: build.0,
+        })
+}

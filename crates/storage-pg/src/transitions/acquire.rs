@@ -1,0 +1,94 @@
+//! Acquire and heartbeat: the two transitions that touch builds without locking their pipeline.
+
+use crate::locking::{ClaimRequest, ClaimedRow, Locks};
+use crate::rows::{count, parse};
+use crate::{AcquiredBuild, AcquiredDeployment, Heartbeat, StorageError};
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use lockstep_domain::{
+    BuildEvent, BuildId, BuildStatus, DeploymentId, PipelineId, ProjectId, RunnerId,
+    TransitionError, next,
+};
+
+/// Claims builds and checks that each arrived whole; a build without its pipeline or deployment
+/// rolls the claim back.
+pub(crate) fn claim(
+    conn: &mut PgConnection,
+    request: &ClaimRequest<'_>,
+) -> Result<Vec<AcquiredBuild>, StorageError> {
+    let (rows, _locks) = Locks::begin(conn)?.claim(request)?;
+    rows.into_iter().map(acquired).collect()
+}
+
+fn acquired(row: ClaimedRow) -> Result<AcquiredBuild, StorageError> {
+    let missing = |what: &str| {
+        StorageError::corrupt(format!(
+            "claimed build {} arrived without its {what}",
+            row.id
+        ))
+    };
+    let (Some(project_id), Some(git_ref), Some(pipeline_status)) = (
+        row.project_id,
+        row.git_ref.clone(),
+        row.pipeline_status.as_deref(),
+    ) else {
+        return Err(missing("pipeline"));
+    };
+    let deployment = match (
+        &row.environment,
+        row.deployment_id,
+        row.deployment_status.as_deref(),
+    ) {
+        (None, None, _) => None,
+        (Some(environment), Some(id), Some(status)) => Some(AcquiredDeployment {
+            id: DeploymentId(id),
+            environment: row
+                .deployment_environment
+                .clone()
+                .unwrap_or_else(|| environment.clone()),
+            status: parse("deployments.status", status)?,
+        }),
+        _ => return Err(missing("deployment")),
+    };
+    Ok(AcquiredBuild {
+        id: BuildId(row.id),
+        pipeline_id: PipelineId(row.pipeline_id),
+        project_id: ProjectId(project_id),
+        git_ref,
+        sha: row.sha,
+        pipeline_status: parse("pipelines.status", pipeline_status)?,
+        name: row.name,
+        stage: row.stage,
+        script: row.script,
+        timeout_seconds: count("ci_builds.timeout_seconds", row.timeout_seconds)?,
+        attempt: count("ci_builds.attempt", row.attempt)?,
+        started_at: row.started_at,
+        lease_expires_at: row.lease_expires_at,
+        deployment,
+    })
+}
+
+/// Extends the lease of a build the runner still holds.
+pub(crate) fn heartbeat(
+    conn: &mut PgConnection,
+    build: BuildId,
+    runner: RunnerId,
+    lease_expires_at: DateTime<Utc>,
+) -> Result<Heartbeat, StorageError> {
+    let (held, mut locks) = Locks::begin(conn)?.lock_builds([build])?;
+    let row = held.get(build).ok_or(StorageError::NotFound {
+        entity: "build",
+        id: build.0,
+    })?;
+    if row.runner_id != Some(runner.0) {
+        return Err(TransitionError::NotHolder { build, runner }.into());
+    }
+    let status: BuildStatus = parse("ci_builds.status", &row.status)?;
+    next(status, BuildEvent::Heartbeat)
+        .map_err(|source| TransitionError::Illegal { build, source })?;
+    crate::write::extend_lease(locks.conn(), &held, build, lease_expires_at)?;
+    Ok(Heartbeat {
+        status,
+        lease_expires_at,
+    })
+}

@@ -1,0 +1,227 @@
+//! A pipeline's build rows as the domain sees them, read after the pipeline row is locked.
+
+use crate::StorageError;
+use crate::locking::{LockedBuilds, LockedPipeline};
+use crate::rows::{count, parse, parse_when};
+use crate::schema::{ci_builds, deployments};
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use lockstep_domain::{
+    BuildId, BuildState, DeploymentId, DeploymentStatus, PipelineState, Plan, RunnerId,
+};
+use std::collections::HashMap;
+
+/// A build's deployment: its id and environment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeploymentRef {
+    pub(crate) id: DeploymentId,
+    pub(crate) environment_id: i64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    state: PipelineState,
+    deployments: HashMap<BuildId, DeploymentRef>,
+}
+
+/// A build row with what planning and invariant checks need of its deployment.
+#[derive(Debug)]
+pub(crate) struct StoredBuild {
+    pub(crate) pipeline_id: i64,
+    pub(crate) state: BuildState,
+    pub(crate) environment: Option<String>,
+    pub(crate) deployment: Option<DeploymentRef>,
+    pub(crate) deployment_status: Option<DeploymentStatus>,
+}
+
+type Row = (
+    (
+        i64,
+        i64,
+        String,
+        i32,
+        Option<Vec<String>>,
+        String,
+        bool,
+        String,
+        i32,
+        i32,
+    ),
+    (Option<i64>, Option<DateTime<Utc>>, Option<String>),
+    (Option<i64>, Option<i64>, Option<String>),
+);
+
+/// Loads build rows in id order: one pipeline's, or (for invariant checks) every pipeline's.
+pub(crate) fn load_builds(
+    conn: &mut PgConnection,
+    pipeline: Option<i64>,
+) -> Result<Vec<StoredBuild>, StorageError> {
+    let mut query = ci_builds::table
+        .left_join(deployments::table)
+        .order(ci_builds::id.asc())
+        .select((
+            (
+                ci_builds::id,
+                ci_builds::pipeline_id,
+                ci_builds::name,
+                ci_builds::stage_idx,
+                ci_builds::needs,
+                ci_builds::run_when,
+                ci_builds::allow_failure,
+                ci_builds::status,
+                ci_builds::attempt,
+                ci_builds::retry_limit,
+            ),
+            (
+                ci_builds::runner_id,
+                ci_builds::lease_expires_at,
+                ci_builds::environment,
+            ),
+            (
+                deployments::id.nullable(),
+                deployments::environment_id.nullable(),
+                deployments::status.nullable(),
+            ),
+        ))
+        .into_boxed();
+    if let Some(pipeline) = pipeline {
+        query = query.filter(ci_builds::pipeline_id.eq(pipeline));
+    }
+    query
+        .load::<Row>(conn)?
+        .into_iter()
+        .map(stored_build)
+        .collect()
+}
+
+impl Snapshot {
+    /// Reads every build of the pipeline (all attempts) with its deployment. A plain read: the
+    /// pipeline lock keeps every other transition of this pipeline out, and the builds a
+    /// transition changes are locked (and re-checked) before they are written.
+    pub(crate) fn read(
+        conn: &mut PgConnection,
+        pipeline: &LockedPipeline,
+    ) -> Result<Self, StorageError> {
+        let rows = load_builds(conn, Some(pipeline.id))?;
+        let mut builds = Vec::with_capacity(rows.len());
+        let mut deployments = HashMap::new();
+        for row in rows {
+            if let Some(deployment) = row.deployment {
+                deployments.insert(row.state.id, deployment);
+            }
+            builds.push(row.state);
+        }
+        let status = parse("pipelines.status", &pipeline.status)?;
+        Ok(Self {
+            state: PipelineState { status, builds },
+            deployments,
+        })
+    }
+
+    pub(crate) fn state(&self) -> &PipelineState {
+        &self.state
+    }
+
+    /// Replaces what the plain read saw of the locked builds with their fresh, locked state.
+    /// Returns whether anything differed (then the caller plans again).
+    pub(crate) fn refresh(&mut self, locked: &LockedBuilds) -> Result<bool, StorageError> {
+        let mut changed = false;
+        for build in &mut self.state.builds {
+            let Some(fresh) = locked.get(build.id) else {
+                continue;
+            };
+            let status = parse("ci_builds.status", &fresh.status)?;
+            let runner = fresh.runner_id.map(RunnerId);
+            if build.status != status
+                || build.runner_id != runner
+                || build.lease_expires_at != fresh.lease_expires_at
+            {
+                build.status = status;
+                build.runner_id = runner;
+                build.lease_expires_at = fresh.lease_expires_at;
+                changed = true;
+            }
+        }
+        debug_assert!(
+            locked
+                .iter()
+                .all(|l| self.state.builds.iter().any(|b| b.id.0 == l.id))
+        );
+        Ok(changed)
+    }
+
+    pub(crate) fn deployment_of(&self, build: BuildId) -> Option<DeploymentRef> {
+        self.deployments.get(&build).copied()
+    }
+
+    /// The deployment status changes a plan implies for existing deployments.
+    pub(crate) fn deployment_changes(
+        &self,
+        plan: &Plan,
+    ) -> Result<Vec<(DeploymentId, DeploymentStatus)>, StorageError> {
+        plan.changes()
+            .iter()
+            .filter_map(|change| change.deployment.map(|status| (change.id, status)))
+            .map(|(build, status)| {
+                let deployment = self.deployment_of(build).ok_or_else(|| {
+                    StorageError::corrupt(format!(
+                        "build {build} has an environment but no deployment"
+                    ))
+                })?;
+                Ok((deployment.id, status))
+            })
+            .collect()
+    }
+}
+
+fn stored_build(row: Row) -> Result<StoredBuild, StorageError> {
+    let (
+        (
+            id,
+            pipeline_id,
+            name,
+            stage_idx,
+            needs,
+            run_when,
+            allow_failure,
+            status,
+            attempt,
+            retry_limit,
+        ),
+        rest,
+        dep,
+    ) = row;
+    let (runner_id, lease_expires_at, environment) = rest;
+    let (deployment, deployment_status) = match dep {
+        (Some(id), Some(environment_id), Some(status)) => (
+            Some(DeploymentRef {
+                id: DeploymentId(id),
+                environment_id,
+            }),
+            Some(parse("deployments.status", &status)?),
+        ),
+        _ => (None, None),
+    };
+    let state = BuildState {
+        id: BuildId(id),
+        name,
+        stage_idx: count("ci_builds.stage_idx", stage_idx)?,
+        needs,
+        when: parse_when(&run_when)?,
+        allow_failure,
+        status: parse("ci_builds.status", &status)?,
+        attempt: count("ci_builds.attempt", attempt)?,
+        retry_limit: count("ci_builds.retry_limit", retry_limit)?,
+        runner_id: runner_id.map(RunnerId),
+        lease_expires_at,
+        has_deployment: deployment.is_some(),
+    };
+    Ok(StoredBuild {
+        pipeline_id,
+        state,
+        environment,
+        deployment,
+        deployment_status,
+    })
+}

@@ -1,0 +1,238 @@
+//! Writes: updates of rows this transaction holds, and inserts of new rows.
+//!
+//! Every update takes the `Locked*` proof from `locking.rs` and refuses an id it does not cover,
+//! so an UPDATE here never locks a row by itself (which would bypass the lock order).
+
+use crate::StorageError;
+use crate::locking::{LockedBuilds, LockedDeployments, LockedPipeline};
+use crate::rows::to_int;
+use crate::schema::{ci_builds, deployments, pipelines};
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Integer, Nullable, Text, Timestamptz};
+use lockstep_domain::{
+    BuildChange, BuildId, BuildStatus, DeploymentId, DeploymentStatus, NewAttempt, PipelineStatus,
+};
+use std::collections::BTreeMap;
+
+#[derive(AsChangeset)]
+#[diesel(table_name = ci_builds)]
+struct BuildStatusChange<'a> {
+    status: &'a str,
+    failure_reason: Option<&'a str>,
+    exit_code: Option<i32>,
+    queued_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+/// When a status starts a clock: pending starts the queue wait, terminal ends the build.
+fn queued_at(status: BuildStatus, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (status == BuildStatus::Pending).then_some(now)
+}
+
+fn finished_at(terminal: bool, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    terminal.then_some(now)
+}
+
+/// Applies build changes, one UPDATE per distinct outcome (a failure that skips fifty builds is
+/// two statements).
+pub(crate) fn update_builds(
+    conn: &mut PgConnection,
+    held: &LockedBuilds,
+    changes: &[BuildChange],
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    // Builds that end the same way (status, reason, exit code) are written by one statement.
+    type Outcome<'a> = (&'a str, Option<&'a str>, Option<i32>);
+    let mut groups: BTreeMap<Outcome<'_>, Vec<i64>> = BTreeMap::new();
+    for change in changes {
+        if !held.holds(change.id) {
+            return Err(StorageError::corrupt(format!(
+                "refused to write build {} without its lock",
+                change.id
+            )));
+        }
+        let key = (
+            change.to.as_str(),
+            change
+                .failure_reason
+                .map(lockstep_domain::FailureReason::as_str),
+            change.exit_code,
+        );
+        groups.entry(key).or_default().push(change.id.0);
+    }
+    for ((status, failure_reason, exit_code), ids) in groups {
+        let to: BuildStatus = crate::rows::parse("ci_builds.status", status)?;
+        let change = BuildStatusChange {
+            status,
+            failure_reason,
+            exit_code,
+            queued_at: queued_at(to, now),
+            finished_at: finished_at(to.is_terminal(), now),
+        };
+        diesel::update(ci_builds::table.filter(ci_builds::id.eq_any(&ids)))
+            .set(&change)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Sets deployment statuses.
+pub(crate) fn update_deployments(
+    conn: &mut PgConnection,
+    held: &LockedDeployments,
+    changes: &[(DeploymentId, DeploymentStatus)],
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    let mut groups: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for (id, status) in changes {
+        if !held.holds(*id) {
+            return Err(StorageError::corrupt(format!(
+                "refused to write deployment {id} without its lock"
+            )));
+        }
+        groups.entry(status.as_str()).or_default().push(id.0);
+    }
+    for (status, ids) in groups {
+        let terminal = deployment_is_terminal(crate::rows::parse("deployments.status", status)?);
+        diesel::update(deployments::table.filter(deployments::id.eq_any(&ids)))
+            .set((
+                deployments::status.eq(status),
+                deployments::updated_at.eq(now),
+                deployments::finished_at.eq(finished_at(terminal, now)),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn deployment_is_terminal(status: DeploymentStatus) -> bool {
+    matches!(
+        status,
+        DeploymentStatus::Success
+            | DeploymentStatus::Failed
+            | DeploymentStatus::Canceled
+            | DeploymentStatus::Skipped
+    )
+}
+
+/// Sets the pipeline's status; `finished_at` follows it (a retry can reopen a pipeline).
+pub(crate) fn update_pipeline(
+    conn: &mut PgConnection,
+    held: &LockedPipeline,
+    status: PipelineStatus,
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    diesel::update(pipelines::table.find(held.id))
+        .set((
+            pipelines::status.eq(status.as_str()),
+            pipelines::updated_at.eq(now),
+            pipelines::finished_at.eq(finished_at(status.is_terminal(), now)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Inserts a new attempt as a copy of an existing build row and returns its id.
+pub(crate) fn insert_attempt(
+    conn: &mut PgConnection,
+    attempt: &NewAttempt,
+    now: DateTime<Utc>,
+) -> Result<BuildId, StorageError> {
+    use ci_builds::dsl as b;
+    let source = b::ci_builds.filter(b::id.eq(attempt.copy_of.0)).select((
+        b::pipeline_id,
+        b::name,
+        b::stage,
+        b::stage_idx,
+        b::needs,
+        b::run_when,
+        b::allow_failure,
+        b::script,
+        b::tags,
+        b::environment,
+        b::timeout_seconds,
+        b::retry_limit,
+        to_int(attempt.attempt).into_sql::<Integer>(),
+        attempt.status.as_str().into_sql::<Text>(),
+        queued_at(attempt.status, now).into_sql::<Nullable<Timestamptz>>(),
+        finished_at(attempt.status.is_terminal(), now).into_sql::<Nullable<Timestamptz>>(),
+    ));
+    let id = diesel::insert_into(b::ci_builds)
+        .values(source)
+        .into_columns((
+            b::pipeline_id,
+            b::name,
+            b::stage,
+            b::stage_idx,
+            b::needs,
+            b::run_when,
+            b::allow_failure,
+            b::script,
+            b::tags,
+            b::environment,
+            b::timeout_seconds,
+            b::retry_limit,
+            b::attempt,
+            b::status,
+            b::queued_at,
+            b::finished_at,
+        ))
+        .returning(b::id)
+        .get_result::<i64>(conn)?;
+    Ok(BuildId(id))
+}
+
+/// A deployment to insert: its build, environment and status.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewDeployment {
+    pub(crate) build: BuildId,
+    pub(crate) environment_id: i64,
+    pub(crate) status: DeploymentStatus,
+}
+
+pub(crate) fn insert_deployments(
+    conn: &mut PgConnection,
+    rows: &[NewDeployment],
+    now: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let values: Vec<_> = rows
+        .iter()
+        .map(|row| {
+            (
+                deployments::build_id.eq(row.build.0),
+                deployments::environment_id.eq(row.environment_id),
+                deployments::status.eq(row.status.as_str()),
+                deployments::created_at.eq(now),
+                deployments::updated_at.eq(now),
+                deployments::finished_at.eq(finished_at(deployment_is_terminal(row.status), now)),
+            )
+        })
+        .collect();
+    diesel::insert_into(deployments::table)
+        .values(&values)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Moves a held build's lease.
+pub(crate) fn extend_lease(
+    conn: &mut PgConnection,
+    held: &LockedBuilds,
+    build: BuildId,
+    until: DateTime<Utc>,
+) -> Result<(), StorageError> {
+    if !held.holds(build) {
+        return Err(StorageError::corrupt(format!(
+            "refused to write build {build} without its lock"
+        )));
+    }
+    diesel::update(ci_builds::table.find(build.0))
+        .set(ci_builds::lease_expires_at.eq(until))
+        .execute(conn)?;
+    Ok(())
+}

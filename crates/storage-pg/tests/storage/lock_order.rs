@@ -1,0 +1,371 @@
+//! The lock-sequence proof: every transition, run against rows that are all held by other
+//! connections, must wait for them in the canonical order, and exactly for the rows it changes.
+
+use crate::lock_recorder::{RowLock, by_transaction, check_order, record_locks};
+use crate::support::{Fixture, JobExt, LEASE, job, latest, now, release_pipeline};
+use chrono::TimeDelta;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use lockstep_domain::{BuildResult, BuildStatus, FailureReason};
+use lockstep_storage_pg::{Applied, Table, Transitions, TxStats};
+
+fn hold_everything(_: Table, _: i64) -> bool {
+    false
+}
+
+/// The rows a pipeline transition must lock: its pipeline, the builds it changed and their
+/// deployments whose status changed, in canonical order.
+fn expected(f: &mut Fixture, applied: &Applied) -> Vec<(Table, i64)> {
+    let view = f.pipeline(applied.pipeline_id);
+    let mut rows = vec![(Table::Pipelines, applied.pipeline_id.0)];
+    rows.extend(applied.changes.iter().map(|c| (Table::CiBuilds, c.id.0)));
+    for change in applied.changes.iter().filter(|c| c.deployment.is_some()) {
+        let build = view
+            .builds
+            .iter()
+            .find(|b| b.id == change.id)
+            .expect("changed build");
+        rows.push((
+            Table::Deployments,
+            build.deployment.as_ref().expect("deployment").id.0,
+        ));
+    }
+    rows.sort();
+    rows
+}
+
+/// Runs a pipeline transition under the recorder and checks its single transaction.
+fn check_transition(
+    f: &mut Fixture,
+    run: impl FnOnce(&mut Transitions<'_>) -> Applied + Send,
+) -> Vec<(Table, i64)> {
+    let stats = TxStats::default();
+    let url = f.db.url().to_owned();
+    let (applied, locks) = record_locks(&url, &hold_everything, |conn| {
+        run(&mut Transitions::new(conn, &stats))
+    });
+    assert_eq!(check_order(&locks), Ok(()), "locks: {}", show(&locks));
+    let transactions = by_transaction(&locks);
+    assert_eq!(transactions.len(), 1, "one transaction: {}", show(&locks));
+    let expected = expected(f, &applied);
+    assert_eq!(
+        transactions[0], expected,
+        "locked rows differ from changed rows"
+    );
+    f.assert_invariants();
+    expected
+}
+
+fn show(locks: &[RowLock]) -> String {
+    locks
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn failed() -> BuildResult {
+    BuildResult::Failed {
+        reason: FailureReason::ScriptFailure,
+        exit_code: Some(1),
+    }
+}
+
+fn count(locks: &[(Table, i64)], table: Table) -> usize {
+    locks.iter().filter(|(t, _)| *t == table).count()
+}
+
+#[test]
+fn fail_locks_pipeline_then_builds_then_deployments() {
+    let mut f = Fixture::new();
+    f.create(release_pipeline());
+    let build = f.acquire_named("build");
+    let runner = f.runner;
+    let locks = check_transition(&mut f, |tx| {
+        tx.finish(build.id, runner, failed(), now()).unwrap()
+    });
+    assert_eq!(
+        count(&locks, Table::CiBuilds),
+        6,
+        "the failed build and everything it skipped or enqueued"
+    );
+    assert_eq!(count(&locks, Table::Deployments), 2);
+}
+
+#[test]
+fn succeed_locks_in_order() {
+    let mut f = Fixture::new();
+    f.create(vec![
+        job("deploy").stage("a").env("staging"),
+        job("smoke").stage("b"),
+        job("docs").stage("b").env("docs"),
+    ]);
+    let build = f.acquire_named("deploy");
+    let runner = f.runner;
+    let locks = check_transition(&mut f, |tx| {
+        tx.finish(build.id, runner, BuildResult::Success, now())
+            .unwrap()
+    });
+    assert_eq!(
+        (
+            count(&locks, Table::CiBuilds),
+            count(&locks, Table::Deployments)
+        ),
+        (3, 1)
+    );
+}
+
+#[test]
+fn cancel_pipeline_locks_in_order() {
+    let mut f = Fixture::new();
+    let created = f.create(release_pipeline());
+    f.acquire_named("build");
+    let locks = check_transition(&mut f, |tx| tx.cancel_pipeline(created.id, now()).unwrap());
+    assert_eq!(
+        (
+            count(&locks, Table::CiBuilds),
+            count(&locks, Table::Deployments)
+        ),
+        (6, 2)
+    );
+}
+
+#[test]
+fn cancel_and_skip_build_lock_in_order() {
+    let mut f = Fixture::new();
+    let created = f.create(vec![
+        job("deploy").env("staging"),
+        job("other"),
+        job("after").stage("2").env("prod"),
+    ]);
+    let view = f.pipeline(created.id);
+    let (deploy, other) = (latest(&view, "deploy").id, latest(&view, "other").id);
+    let locks = check_transition(&mut f, |tx| tx.cancel_build(deploy, now()).unwrap());
+    assert_eq!(
+        locks.len(),
+        3,
+        "the pipeline, the build and its deployment: `after` still waits for `other`"
+    );
+    check_transition(&mut f, |tx| tx.skip_build(other, now()).unwrap());
+}
+
+#[test]
+fn retry_then_fail_of_a_newer_attempt_locks_lower_ids_first() {
+    let mut f = Fixture::new();
+    let created = f.create(vec![
+        job("compile").stage("1"),
+        job("test").stage("2").env("qa"),
+        job("package").stage("3").env("prod"),
+    ]);
+    let runner = f.runner;
+    let compile = f.acquire_named("compile");
+    f.tx().cancel_build(compile.id, now()).unwrap();
+    f.tx()
+        .finish(compile.id, runner, BuildResult::Canceled, now())
+        .unwrap();
+    let retried = check_transition(&mut f, |tx| tx.retry_build(compile.id, now()).unwrap());
+    assert_eq!(
+        retried,
+        [(Table::Pipelines, created.id.0)],
+        "a retry only inserts rows and moves the pipeline"
+    );
+    // The new attempt has the highest id; its failure skips the new (created) attempts after it.
+    let again = f.acquire_named("compile");
+    let locks = check_transition(&mut f, |tx| {
+        tx.finish(again.id, runner, failed(), now()).unwrap()
+    });
+    assert_eq!(count(&locks, Table::CiBuilds), 3);
+}
+
+#[test]
+fn expire_leases_locks_in_order() {
+    let mut f = Fixture::new();
+    f.create(vec![
+        job("a").env("one").retry(1),
+        job("b").env("two"),
+        job("c").stage("2"),
+    ]);
+    f.acquire_named("a");
+    f.acquire_named("b");
+    let later = now() + TimeDelta::minutes(5);
+    let locks = check_transition(&mut f, |tx| {
+        tx.expire_leases(later, 10).unwrap().pop().expect("expired")
+    });
+    assert_eq!(
+        (
+            count(&locks, Table::CiBuilds),
+            count(&locks, Table::Deployments)
+        ),
+        (2, 2)
+    );
+}
+
+#[test]
+fn retry_pipeline_and_refresh_lock_only_the_pipeline() {
+    let mut f = Fixture::new();
+    let created = f.create(vec![job("a"), job("b")]);
+    let view = f.pipeline(created.id);
+    let a = latest(&view, "a").id;
+    f.tx().cancel_build(a, now()).unwrap();
+    check_transition(&mut f, |tx| tx.retry_pipeline(created.id, now()).unwrap());
+    let stats = TxStats::default();
+    let url = f.db.url().to_owned();
+    let (_, locks) = record_locks(&url, &hold_everything, |conn| {
+        Transitions::new(conn, &stats)
+            .refresh_pipeline(created.id, now())
+            .unwrap()
+    });
+    assert_eq!(
+        by_transaction(&locks),
+        [vec![(Table::Pipelines, created.id.0)]]
+    );
+}
+
+#[test]
+fn heartbeat_locks_only_its_build() {
+    let mut f = Fixture::new();
+    f.create(vec![job("a").env("x")]);
+    let build = f.acquire().unwrap();
+    let runner = f.runner;
+    let stats = TxStats::default();
+    let url = f.db.url().to_owned();
+    let (beat, locks) = record_locks(&url, &hold_everything, |conn| {
+        Transitions::new(conn, &stats)
+            .heartbeat(build.id, runner, LEASE, now())
+            .unwrap()
+    });
+    assert_eq!(beat.status, BuildStatus::Running);
+    assert_eq!(
+        by_transaction(&locks),
+        [vec![(Table::CiBuilds, build.id.0)]]
+    );
+}
+
+/// Acquire takes builds with SKIP LOCKED, so the pending build is left unheld (a held one would be
+/// skipped); everything else is held. It must wait only for the deployment, and the follow-up
+/// that moves the pipeline to running must be a transaction of its own.
+#[test]
+fn acquire_never_locks_a_pipeline_after_a_build() {
+    let mut f = Fixture::new();
+    let created = f.create(vec![
+        job("deploy").env("staging"),
+        job("later").stage("2").env("prod"),
+    ]);
+    let view = f.pipeline(created.id);
+    let pending = latest(&view, "deploy").id.0;
+    let deployment = latest(&view, "deploy").deployment.as_ref().unwrap().id.0;
+    let (runner, tags) = (f.runner, f.tags.clone());
+    let stats = TxStats::default();
+    let url = f.db.url().to_owned();
+    let spare = move |table: Table, id: i64| table == Table::CiBuilds && id == pending;
+    let (acquired, locks) = record_locks(&url, &spare, |conn| {
+        Transitions::new(conn, &stats)
+            .acquire(runner, &tags, 1, LEASE, now())
+            .unwrap()
+    });
+    assert_eq!(
+        acquired.iter().map(|b| b.id.0).collect::<Vec<_>>(),
+        [pending]
+    );
+    assert_eq!(
+        by_transaction(&locks),
+        [
+            vec![(Table::Deployments, deployment)],
+            vec![(Table::Pipelines, created.id.0)]
+        ],
+        "claim, then a separate refresh of the pipeline"
+    );
+    f.assert_invariants();
+}
+
+#[test]
+fn creating_a_pipeline_locks_no_existing_row() {
+    let mut f = Fixture::new();
+    f.create(vec![job("deploy").env("staging")]);
+    let definition = lockstep_domain::PipelineDefinition {
+        jobs: vec![job("again").env("staging"), job("new").env("review/1")],
+    }
+    .validate()
+    .unwrap();
+    let project = f.project;
+    let stats = TxStats::default();
+    let url = f.db.url().to_owned();
+    let (created, locks) = record_locks(&url, &hold_everything, |conn| {
+        let new = lockstep_storage_pg::NewPipeline {
+            project,
+            git_ref: "main",
+            sha: None,
+            definition: &definition,
+        };
+        Transitions::new(conn, &stats)
+            .create_pipeline(&new, now())
+            .unwrap()
+    });
+    assert_eq!(created.deployments, 2);
+    assert!(
+        locks.is_empty(),
+        "create waited on existing rows: {}",
+        show(&locks)
+    );
+}
+
+/// The negative control: a transaction that locks a deployment and then its build, the order of
+/// the GitLab incident's failure path, is caught.
+#[test]
+fn the_recorder_catches_a_transaction_that_goes_back_up_the_order() {
+    let mut f = Fixture::new();
+    let created = f.create(vec![job("deploy").env("staging")]);
+    let view = f.pipeline(created.id);
+    let build = latest(&view, "deploy");
+    let (build_id, deployment_id) = (build.id.0, build.deployment.as_ref().unwrap().id.0);
+    let url = f.db.url().to_owned();
+    let ((), locks) = record_locks(&url, &hold_everything, |conn| {
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            lock(conn, "deployments", deployment_id);
+            lock(conn, "ci_builds", build_id);
+            Ok(())
+        })
+        .unwrap();
+    });
+    assert_eq!(
+        locks.iter().map(|l| (l.table, l.id)).collect::<Vec<_>>(),
+        [
+            (Table::Deployments, deployment_id),
+            (Table::CiBuilds, build_id)
+        ]
+    );
+    let error = check_order(&locks).expect_err("a reversed order must be reported");
+    assert!(error.contains("out of the canonical order"), "{error}");
+}
+
+/// The second control: descending ids within one table are caught too.
+#[test]
+fn the_recorder_catches_descending_ids_within_a_table() {
+    let mut f = Fixture::new();
+    let created = f.create(vec![job("a"), job("b")]);
+    let view = f.pipeline(created.id);
+    let (a, b) = (latest(&view, "a").id.0, latest(&view, "b").id.0);
+    let url = f.db.url().to_owned();
+    let ((), locks) = record_locks(&url, &hold_everything, |conn| {
+        conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            lock(conn, "ci_builds", b.max(a));
+            lock(conn, "ci_builds", b.min(a));
+            Ok(())
+        })
+        .unwrap();
+    });
+    assert!(
+        check_order(&locks).is_err(),
+        "descending ids must be reported: {}",
+        show(&locks)
+    );
+}
+
+fn lock(conn: &mut PgConnection, table: &str, id: i64) {
+    diesel::sql_query(format!(
+        "SELECT id FROM {table} WHERE id = $1 FOR NO KEY UPDATE"
+    ))
+    .bind::<BigInt, _>(id)
+    .execute(conn)
+    .expect("lock row");
+}

@@ -1,0 +1,197 @@
+//! Records the row locks a transaction really takes, in the order PostgreSQL grants them.
+//!
+//! Before the transaction starts, every row of the lockable tables is locked by a blocker
+//! connection of its own. Any row lock or UPDATE the transaction then takes on an existing row
+//! must wait for that blocker; the recorder watches `pg_blocking_pids`, notes which row the
+//! transaction waits for (and in which of its transactions), and releases that one
+//! blocker. The result is the exact sequence of existing rows the code under test locked,
+//! whatever code path or SQL it used to do it.
+
+use diesel::Connection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+use lockstep_storage_pg::Table;
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// One row lock: which transaction locked which row. A transaction is told apart by its start
+/// time, since it has no xid yet while it waits for its first lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowLock {
+    pub(crate) xact: String,
+    pub(crate) table: Table,
+    pub(crate) id: i64,
+}
+
+impl fmt::Display for RowLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}#{} (transaction of {})",
+            self.table.name(),
+            self.id,
+            self.xact
+        )
+    }
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+#[derive(QueryableByName)]
+struct Pid {
+    #[diesel(sql_type = Integer)]
+    pid: i32,
+}
+
+#[derive(QueryableByName)]
+struct XactStart {
+    #[diesel(sql_type = Nullable<Text>)]
+    xact_start: Option<String>,
+}
+
+struct Blocker {
+    table: Table,
+    id: i64,
+    conn: PgConnection,
+}
+
+fn pid(conn: &mut PgConnection) -> i32 {
+    diesel::sql_query("SELECT pg_backend_pid() AS pid")
+        .get_result::<Pid>(conn)
+        .expect("backend pid")
+        .pid
+}
+
+/// Locks every row of the lockable tables except those `spare` returns true for, each from a
+/// connection of its own.
+fn hold_rows(url: &str, spare: &dyn Fn(Table, i64) -> bool) -> HashMap<i32, Blocker> {
+    let mut setup = PgConnection::establish(url).expect("connect");
+    let mut blockers = HashMap::new();
+    for table in Table::ORDER {
+        let ids = diesel::sql_query(format!("SELECT id FROM {} ORDER BY id", table.name()))
+            .load::<Id>(&mut setup)
+            .expect("list rows");
+        for Id { id } in ids {
+            if spare(table, id) {
+                continue;
+            }
+            let mut conn = PgConnection::establish(url).expect("connect blocker");
+            let blocker_pid = pid(&mut conn);
+            diesel::sql_query("BEGIN")
+                .execute(&mut conn)
+                .expect("begin");
+            diesel::sql_query(format!(
+                "SELECT id FROM {} WHERE id = $1 FOR NO KEY UPDATE",
+                table.name()
+            ))
+            .bind::<BigInt, _>(id)
+            .execute(&mut conn)
+            .expect("hold row");
+            blockers.insert(blocker_pid, Blocker { table, id, conn });
+        }
+    }
+    blockers
+}
+
+/// Runs `body` on a connection of its own while every existing row (but the spared ones) is
+/// held, and returns the row locks it took, in order. Panics if `body` panics or waits on
+/// anything but a held row.
+pub(crate) fn record_locks<T: Send>(
+    url: &str,
+    spare: &dyn Fn(Table, i64) -> bool,
+    body: impl FnOnce(&mut PgConnection) -> T + Send,
+) -> (T, Vec<RowLock>) {
+    let mut blockers = hold_rows(url, spare);
+    let mut monitor = PgConnection::establish(url).expect("connect monitor");
+    let mut conn = PgConnection::establish(url).expect("connect subject");
+    let subject = pid(&mut conn);
+    let mut locks = Vec::new();
+    let result = std::thread::scope(|scope| {
+        let handle = scope.spawn(move || body(&mut conn));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !handle.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "the transaction under test hung; locks so far: {locks:?}"
+            );
+            for blocker_pid in blocking_pids(&mut monitor, subject) {
+                let Some(blocker) = blockers.remove(&blocker_pid) else {
+                    panic!(
+                        "the transaction under test waits on pid {blocker_pid}, which holds no recorded row"
+                    );
+                };
+                locks.push(RowLock {
+                    xact: transaction_of(&mut monitor, subject),
+                    table: blocker.table,
+                    id: blocker.id,
+                });
+                drop(blocker.conn); // Closing the connection releases its lock.
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        handle.join().expect("the transaction under test panicked")
+    });
+    (result, locks)
+}
+
+fn blocking_pids(monitor: &mut PgConnection, subject: i32) -> Vec<i32> {
+    diesel::sql_query("SELECT unnest(pg_blocking_pids($1)) AS pid")
+        .bind::<Integer, _>(subject)
+        .load::<Pid>(monitor)
+        .expect("pg_blocking_pids")
+        .into_iter()
+        .map(|p| p.pid)
+        .collect()
+}
+
+fn transaction_of(monitor: &mut PgConnection, subject: i32) -> String {
+    diesel::sql_query("SELECT xact_start::text AS xact_start FROM pg_stat_activity WHERE pid = $1")
+        .bind::<Integer, _>(subject)
+        .get_result::<XactStart>(monitor)
+        .expect("transaction start")
+        .xact_start
+        .expect("a waiting backend is in a transaction")
+}
+
+/// Checks the canonical order within each transaction: tables in `Table::ORDER`, never going
+/// back up, and ids ascending within a table.
+pub(crate) fn check_order(locks: &[RowLock]) -> Result<(), String> {
+    let mut last: HashMap<&str, (Table, i64)> = HashMap::new();
+    for lock in locks {
+        if let Some(&(table, id)) = last.get(lock.xact.as_str())
+            && (lock.table, lock.id) <= (table, id)
+        {
+            return Err(format!(
+                "{lock} was locked after {}#{id}: out of the canonical order",
+                table.name()
+            ));
+        }
+        last.insert(&lock.xact, (lock.table, lock.id));
+    }
+    Ok(())
+}
+
+/// The transactions of a recording, in order, each with its locks as (table, id).
+pub(crate) fn by_transaction(locks: &[RowLock]) -> Vec<Vec<(Table, i64)>> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut groups: HashMap<&str, Vec<(Table, i64)>> = HashMap::new();
+    for lock in locks {
+        if !groups.contains_key(lock.xact.as_str()) {
+            order.push(&lock.xact);
+        }
+        groups
+            .entry(&lock.xact)
+            .or_default()
+            .push((lock.table, lock.id));
+    }
+    order
+        .into_iter()
+        .map(|xact| groups.remove(xact).unwrap_or_default())
+        .collect()
+}

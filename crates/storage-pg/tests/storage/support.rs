@@ -1,0 +1,197 @@
+//! Fixtures shared by the storage tests.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use lockstep_domain::{JobDefinition, PipelineDefinition, PipelineId, ProjectId, RunnerId, When};
+use lockstep_storage_pg::{
+    AcquiredBuild, CreatedPipeline, NewPipeline, PipelineView, Transitions, TxStats,
+    check_invariants, create_project, load_pipeline, register_runner,
+};
+use lockstep_test_db::TestDb;
+use std::time::Duration;
+
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
+
+/// A test database with one project and one runner that has every tag the fixtures use.
+pub(crate) struct Fixture {
+    pub(crate) db: TestDb,
+    pub(crate) conn: PgConnection,
+    pub(crate) stats: TxStats,
+    pub(crate) project: ProjectId,
+    pub(crate) runner: RunnerId,
+    pub(crate) tags: Vec<String>,
+}
+
+impl Fixture {
+    pub(crate) fn new() -> Self {
+        let db = TestDb::new();
+        let mut conn = db.connect();
+        let project = create_project(&mut conn, "app").expect("create project");
+        let tags = vec!["docker".to_owned(), "linux".to_owned()];
+        let runner =
+            register_runner(&mut conn, "runner-1", &tags, b"hash-1").expect("register runner");
+        Self {
+            db,
+            conn,
+            stats: TxStats::default(),
+            project,
+            runner,
+            tags,
+        }
+    }
+
+    pub(crate) fn tx(&mut self) -> Transitions<'_> {
+        Transitions::new(&mut self.conn, &self.stats)
+    }
+
+    pub(crate) fn create(&mut self, jobs: Vec<JobDefinition>) -> CreatedPipeline {
+        let definition = PipelineDefinition { jobs }
+            .validate()
+            .expect("valid definition");
+        let project = self.project;
+        self.tx()
+            .create_pipeline(
+                &NewPipeline {
+                    project,
+                    git_ref: "main",
+                    sha: Some("abc123"),
+                    definition: &definition,
+                },
+                now(),
+            )
+            .expect("create pipeline")
+    }
+
+    pub(crate) fn acquire(&mut self) -> Option<AcquiredBuild> {
+        let (runner, tags) = (self.runner, self.tags.clone());
+        let mut builds = self
+            .tx()
+            .acquire(runner, &tags, 1, LEASE, now())
+            .expect("acquire");
+        builds.pop()
+    }
+
+    /// Acquires until the build named `name` is claimed; panics if it never is.
+    pub(crate) fn acquire_named(&mut self, name: &str) -> AcquiredBuild {
+        for _ in 0..100 {
+            match self.acquire() {
+                Some(build) if build.name == name => return build,
+                Some(_) => {}
+                None => break,
+            }
+        }
+        panic!("build `{name}` was never acquired");
+    }
+
+    pub(crate) fn pipeline(&mut self, id: PipelineId) -> PipelineView {
+        load_pipeline(&mut self.conn, id).expect("load pipeline")
+    }
+
+    pub(crate) fn assert_invariants(&mut self) {
+        let violations = check_invariants(&mut self.conn).expect("check invariants");
+        assert!(violations.is_empty(), "invariants broken: {violations:#?}");
+    }
+}
+
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+pub(crate) fn job(name: &str) -> JobDefinition {
+    JobDefinition {
+        name: name.to_owned(),
+        script: vec![format!("echo {name}")],
+        ..JobDefinition::default()
+    }
+}
+
+/// Builder-style tweaks of a job definition.
+pub(crate) trait JobExt {
+    fn stage(self, stage: &str) -> Self;
+    fn needs(self, needs: &[&str]) -> Self;
+    fn env(self, environment: &str) -> Self;
+    fn when(self, when: When) -> Self;
+    fn retry(self, retry: u32) -> Self;
+    fn tags(self, tags: &[&str]) -> Self;
+}
+
+impl JobExt for JobDefinition {
+    fn stage(mut self, stage: &str) -> Self {
+        self.stage = Some(stage.to_owned());
+        self
+    }
+    fn needs(mut self, needs: &[&str]) -> Self {
+        self.needs = Some(needs.iter().map(|s| (*s).to_owned()).collect());
+        self
+    }
+    fn env(mut self, environment: &str) -> Self {
+        self.environment = Some(environment.to_owned());
+        self
+    }
+    fn when(mut self, when: When) -> Self {
+        self.when = when;
+        self
+    }
+    fn retry(mut self, retry: u32) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+    fn tags(mut self, tags: &[&str]) -> Self {
+        self.tags = tags.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+}
+
+/// build -> (unit, lint) -> (staging, production) -> notify(always): four stages, two deployments.
+pub(crate) fn release_pipeline() -> Vec<JobDefinition> {
+    vec![
+        job("build").stage("build"),
+        job("unit").stage("test"),
+        job("lint").stage("test"),
+        job("staging").stage("deploy").env("staging"),
+        job("production")
+            .stage("deploy")
+            .env("production")
+            .needs(&["unit"]),
+        job("notify").stage("notify").when(When::Always),
+    ]
+}
+
+/// The latest attempt of a job in a loaded pipeline.
+pub(crate) fn latest<'v>(view: &'v PipelineView, name: &str) -> &'v lockstep_storage_pg::BuildView {
+    view.builds
+        .iter()
+        .filter(|b| b.name == name)
+        .max_by_key(|b| b.attempt)
+        .unwrap_or_else(|| panic!("no build named `{name}`"))
+}
+
+/// Status names of the latest attempts, in job order of first appearance, for compact asserts.
+pub(crate) fn statuses(view: &PipelineView) -> Vec<(String, String)> {
+    let mut names: Vec<&str> = Vec::new();
+    for build in &view.builds {
+        if !names.contains(&build.name.as_str()) {
+            names.push(&build.name);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            (
+                name.to_owned(),
+                latest(view, name).status.as_str().to_owned(),
+            )
+        })
+        .collect()
+}
+
+impl Fixture {
+    pub(crate) fn pipeline_count(&mut self) -> i64 {
+        use diesel::prelude::*;
+        diesel::dsl::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM pipelines)",
+        ))
+        .get_result(&mut self.conn)
+        .expect("count pipelines")
+    }
+}
