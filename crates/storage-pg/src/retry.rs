@@ -98,6 +98,9 @@ fn backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diesel::RunQueryDsl;
+    use lockstep_test_db::TestDb;
+    use std::sync::Barrier;
 
     #[test]
     fn backoff_grows_and_stays_bounded() {
@@ -109,6 +112,136 @@ mod tests {
                 assert!(pause >= Duration::from_micros(100));
             }
         }
+    }
+
+    fn lock(conn: &mut PgConnection, table: &str, id: i64) -> Result<(), StorageError> {
+        diesel::sql_query(format!(
+            "SELECT id FROM {table} WHERE id = $1 FOR NO KEY UPDATE"
+        ))
+        .bind::<diesel::sql_types::BigInt, _>(id)
+        .execute(conn)?;
+        Ok(())
+    }
+
+    fn seed(db: &TestDb) -> (i64, i64) {
+        let mut conn = db.connect();
+        diesel::sql_query("INSERT INTO projects (name) VALUES ('p')")
+            .execute(&mut conn)
+            .unwrap();
+        diesel::sql_query("INSERT INTO projects (name) VALUES ('q')")
+            .execute(&mut conn)
+            .unwrap();
+        (1, 2)
+    }
+
+    /// Two transactions take two rows in opposite order on their first attempt. PostgreSQL kills
+    /// one; the wrapper must retry it (in the right order this time) and count one 40P01.
+    #[test]
+    fn a_deadlock_is_retried_and_counted() {
+        let db = TestDb::new();
+        let (a, b) = seed(&db);
+        let stats = TxStats::default();
+        let barrier = Barrier::new(2);
+        std::thread::scope(|s| {
+            for (first, second) in [(a, b), (b, a)] {
+                let (db, stats, barrier) = (&db, &stats, &barrier);
+                s.spawn(move || {
+                    let mut conn = db.connect();
+                    let mut attempt = 0;
+                    transaction(&mut conn, stats, TransitionKind::Refresh, |conn| {
+                        attempt += 1;
+                        let (x, y) = if attempt == 1 {
+                            (first, second)
+                        } else {
+                            (first.min(second), first.max(second))
+                        };
+                        lock(conn, "projects", x)?;
+                        if attempt == 1 {
+                            barrier.wait();
+                        }
+                        lock(conn, "projects", y)
+                    })
+                    .expect("the retry succeeds");
+                });
+            }
+        });
+        let snapshot = stats.snapshot();
+        assert_eq!((snapshot.deadlocks, snapshot.gave_up), (1, 0));
+    }
+
+    /// A serializable read-then-write race: one of two transactions fails with 40001 and is
+    /// retried.
+    #[test]
+    fn a_serialization_failure_is_retried_and_counted() {
+        let db = TestDb::new();
+        seed(&db);
+        let stats = TxStats::default();
+        let barrier = Barrier::new(2);
+        std::thread::scope(|s| {
+            for name in ["x", "y"] {
+                let (db, stats, barrier) = (&db, &stats, &barrier);
+                s.spawn(move || {
+                    let mut conn = db.connect();
+                    let mut attempt = 0;
+                    transaction(&mut conn, stats, TransitionKind::Refresh, |conn| {
+                        attempt += 1;
+                        diesel::sql_query("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                            .execute(conn)?;
+                        diesel::sql_query("SELECT count(*) FROM projects").execute(conn)?;
+                        if attempt == 1 {
+                            barrier.wait();
+                        }
+                        diesel::sql_query(format!("INSERT INTO projects (name) VALUES ('{name}')"))
+                            .execute(conn)?;
+                        Ok(())
+                    })
+                    .expect("the retry succeeds");
+                });
+            }
+        });
+        assert_eq!(stats.snapshot().serialization_failures, 1);
+    }
+
+    #[test]
+    fn retries_are_bounded() {
+        let db = TestDb::new();
+        let mut conn = db.connect();
+        let stats = TxStats::default();
+        let mut calls = 0;
+        let result: Result<(), _> = transaction(&mut conn, &stats, TransitionKind::Refresh, |_| {
+            calls += 1;
+            Err(StorageError::PlanChanged)
+        });
+        assert!(matches!(
+            result,
+            Err(StorageError::Contention {
+                attempts: MAX_ATTEMPTS,
+                last: SqlState::PlanChanged
+            })
+        ));
+        assert_eq!(calls, MAX_ATTEMPTS);
+        let snapshot = stats.snapshot();
+        assert_eq!(
+            (snapshot.replans, snapshot.gave_up),
+            (u64::from(MAX_ATTEMPTS), 1)
+        );
+    }
+
+    #[test]
+    fn other_errors_are_not_retried() {
+        let db = TestDb::new();
+        let mut conn = db.connect();
+        let stats = TxStats::default();
+        let mut calls = 0;
+        let result: Result<(), _> = transaction(&mut conn, &stats, TransitionKind::Refresh, |_| {
+            calls += 1;
+            Err(StorageError::NotFound {
+                entity: "build",
+                id: 1,
+            })
+        });
+        assert!(matches!(result, Err(StorageError::NotFound { .. })));
+        assert_eq!(calls, 1);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Integration tests of lockstep-storage-pg against a real PostgreSQL (one database per test).
 
+mod acquire_race;
+mod deadlock;
 mod lock_order;
 mod lock_recorder;
 mod support;

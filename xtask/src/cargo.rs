@@ -1,0 +1,63 @@
+//! Tasks that run workspace binaries and tests against the database: migrate, test, stress.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::{db, process};
+
+/// Starts the dev database if needed and applies the migrations to it.
+pub(crate) fn migrate(root: &Path) -> anyhow::Result<()> {
+    let url = db::ensure_started(root)?;
+    apply_migrations(root, &url)
+}
+
+/// Starts the dev database if needed, migrates it, then runs the whole workspace's tests.
+pub(crate) fn test(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    let url = db::ensure_started(root)?;
+    apply_migrations(root, &url)?;
+    let mut command = process::cargo();
+    command
+        .current_dir(root)
+        .env("DATABASE_URL", &url)
+        .args(["test", "--workspace"])
+        .args(args);
+    process::run(&mut command).context("tests failed")
+}
+
+/// Starts the dev database if needed, migrates it, then runs the stress binary; its exit code is
+/// ours, so a CI step sees exactly what it reported.
+pub(crate) fn stress(root: &Path, seconds: u64, threads: u32) -> anyhow::Result<ExitCode> {
+    let url = db::ensure_started(root)?;
+    apply_migrations(root, &url)?;
+    let mut command = process::cargo();
+    command
+        .current_dir(root)
+        .env("DATABASE_URL", &url)
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "lockstep-stress",
+            "--bin",
+            "lockstep-stress",
+        ])
+        .args(["--", "--seconds", &seconds.to_string()])
+        .args(["--threads", &threads.to_string()]);
+    let status = process::status(&mut command)?;
+    Ok(process::exit_code(status))
+}
+
+fn apply_migrations(root: &Path, url: &str) -> anyhow::Result<()> {
+    let mut command = process::cargo();
+    command.current_dir(root).env("DATABASE_URL", url).args([
+        "run",
+        "--quiet",
+        "-p",
+        "lockstep-storage-pg",
+        "--bin",
+        "lockstep-migrate",
+    ]);
+    process::run(&mut command).context("migrating the database failed")
+}
