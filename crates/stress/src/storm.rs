@@ -1,0 +1,371 @@
+//! Runs the storm: worker threads over a shared set of pipelines, then the checks.
+
+use crate::report::Report;
+use crate::workload::{Op, pick, pipelines};
+use chrono::Utc;
+use diesel::Connection;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+use lockstep_domain::{
+    BuildId, BuildResult, BuildStatus, FailureReason, PipelineId, ProjectId, RunnerId,
+    ValidPipeline,
+};
+use lockstep_storage_pg::{
+    Applied, NewPipeline, StorageError, Transitions, TxStats, check_invariants, create_project,
+    register_runner,
+};
+use std::collections::{HashSet, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long and how wide.
+#[derive(Debug, Clone, Copy)]
+pub struct StormConfig {
+    pub duration: Duration,
+    pub threads: usize,
+    pub seed: u64,
+}
+
+/// Pipelines the threads share: the most recent ones, with the ids of their builds.
+const WORKING_SET: usize = 24;
+
+struct Shared {
+    deadline: Instant,
+    project: ProjectId,
+    pipelines: Vec<ValidPipeline>,
+    working: Mutex<VecDeque<(PipelineId, Vec<BuildId>)>>,
+    acquired: Mutex<HashSet<BuildId>>,
+    duplicates: AtomicU64,
+    rejected: AtomicU64,
+    cancels_touching_deployments: AtomicU64,
+    errors: Mutex<Vec<String>>,
+    stats: TxStats,
+}
+
+/// A storm thread: its connection, runner, randomness and the builds it holds.
+struct Worker<'s> {
+    shared: &'s Shared,
+    conn: PgConnection,
+    runner: RunnerId,
+    rng: fastrand::Rng,
+    held: Vec<BuildId>,
+}
+
+/// Runs a storm against the migrated, otherwise empty database at `url`.
+pub fn run(url: &str, config: StormConfig) -> anyhow::Result<Report> {
+    let mut conn = PgConnection::establish(url)?;
+    let project = create_project(&mut conn, "storm")?;
+    let deadlocks_before = server_deadlocks(&mut conn)?;
+    let shared = Shared {
+        deadline: Instant::now() + config.duration,
+        project,
+        pipelines: pipelines(),
+        working: Mutex::new(VecDeque::new()),
+        acquired: Mutex::new(HashSet::new()),
+        duplicates: AtomicU64::new(0),
+        rejected: AtomicU64::new(0),
+        cancels_touching_deployments: AtomicU64::new(0),
+        errors: Mutex::new(Vec::new()),
+        stats: TxStats::default(),
+    };
+    let started = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut handles = Vec::new();
+        for i in 0..config.threads {
+            let runner = register_runner(
+                &mut conn,
+                &format!("storm-{i}"),
+                &[],
+                format!("storm-{i}").as_bytes(),
+            )?;
+            let worker = Worker {
+                shared: &shared,
+                conn: PgConnection::establish(url)?,
+                runner,
+                rng: fastrand::Rng::with_seed(config.seed.wrapping_add(i as u64)),
+                held: Vec::new(),
+            };
+            handles.push(scope.spawn(move || worker.run()));
+        }
+        for handle in handles {
+            handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("a storm thread panicked"))?;
+        }
+        Ok(())
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    let violations = check_invariants(&mut conn)?;
+    let deadlocks_server = settled_deadlocks(&mut conn)? - deadlocks_before;
+    Ok(report(
+        &shared,
+        config,
+        seconds,
+        deadlocks_server,
+        violations,
+    ))
+}
+
+fn report(
+    shared: &Shared,
+    config: StormConfig,
+    seconds: f64,
+    deadlocks_server: i64,
+    violations: Vec<lockstep_storage_pg::Violation>,
+) -> Report {
+    let stats = shared.stats.snapshot();
+    let errors = shared.errors.lock().expect("errors lock").clone();
+    Report {
+        seconds,
+        threads: config.threads,
+        transitions: Report::transitions(&stats),
+        total_transitions: stats.total(),
+        fails: Report::fails(&stats),
+        pipeline_cancels_touching_deployments: shared
+            .cancels_touching_deployments
+            .load(Ordering::Relaxed),
+        rejected: shared.rejected.load(Ordering::Relaxed),
+        deadlocks_client: stats.deadlocks,
+        deadlocks_server,
+        serialization_retries: stats.serialization_failures,
+        replans: stats.replans,
+        acquired: shared.acquired.lock().expect("acquired lock").len() as u64,
+        duplicate_acquires: shared.duplicates.load(Ordering::Relaxed),
+        unexpected_errors: errors.len() as u64,
+        invariant_violations: violations.len(),
+        violations,
+        errors,
+    }
+}
+
+impl Worker<'_> {
+    fn run(mut self) {
+        while Instant::now() < self.shared.deadline {
+            let op = pick(&mut self.rng, !self.held.is_empty());
+            self.step(op);
+        }
+    }
+
+    fn tx(&mut self) -> Transitions<'_> {
+        Transitions::new(&mut self.conn, &self.shared.stats)
+    }
+
+    fn step(&mut self, op: Op) {
+        let now = Utc::now();
+        match op {
+            Op::Create => self.create(),
+            Op::Acquire => self.acquire(),
+            Op::Succeed => self.finish(BuildResult::Success),
+            Op::Fail => {
+                let exit_code = Some(self.rng.i32(1..=255));
+                self.finish(BuildResult::Failed {
+                    reason: FailureReason::ScriptFailure,
+                    exit_code,
+                });
+            }
+            Op::Heartbeat => self.heartbeat(),
+            Op::CancelPipeline => {
+                if let Some(pipeline) = self.some_pipeline() {
+                    let result = self.tx().cancel_pipeline(pipeline, now);
+                    if let Some(applied) = self.check(result)
+                        && applied.deployments_changed > 0
+                    {
+                        self.shared
+                            .cancels_touching_deployments
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            Op::RetryPipeline => self.on_pipeline(|tx, p| tx.retry_pipeline(p, now)),
+            Op::Refresh => self.on_pipeline(|tx, p| tx.refresh_pipeline(p, now)),
+            Op::CancelBuild => self.on_build(|tx, b| tx.cancel_build(b, now)),
+            Op::SkipBuild => self.on_build(|tx, b| tx.skip_build(b, now)),
+            Op::RetryBuild => self.on_build(|tx, b| tx.retry_build(b, now)),
+            Op::ExpireLeases => {
+                let result = self.tx().expire_leases(now, 8);
+                for applied in self.check(result).unwrap_or_default() {
+                    self.remember(&applied);
+                }
+            }
+        }
+    }
+
+    fn create(&mut self) {
+        let definition = &self.shared.pipelines[self.rng.usize(..self.shared.pipelines.len())];
+        let new = NewPipeline {
+            project: self.shared.project,
+            git_ref: "main",
+            sha: None,
+            definition,
+        };
+        let mut transitions = Transitions::new(&mut self.conn, &self.shared.stats);
+        let result = transitions.create_pipeline(&new, Utc::now());
+        if let Some(created) = self.check(result) {
+            let mut working = self.shared.working.lock().expect("working lock");
+            working.push_back((created.id, created.builds));
+            if working.len() > WORKING_SET {
+                working.pop_front();
+            }
+        }
+    }
+
+    fn acquire(&mut self) {
+        let limit = self.rng.u32(1..=3);
+        // Short leases, so that some expire while their builds are still held.
+        let lease = Duration::from_millis(self.rng.u64(200..3_000));
+        let runner = self.runner;
+        let result = self.tx().acquire(runner, &[], limit, lease, Utc::now());
+        for build in self.check(result).unwrap_or_default() {
+            if !self
+                .shared
+                .acquired
+                .lock()
+                .expect("acquired lock")
+                .insert(build.id)
+            {
+                self.shared.duplicates.fetch_add(1, Ordering::Relaxed);
+            }
+            self.held.push(build.id);
+        }
+    }
+
+    fn take_held(&mut self) -> Option<BuildId> {
+        if self.held.is_empty() {
+            return None;
+        }
+        let i = self.rng.usize(..self.held.len());
+        Some(self.held.swap_remove(i))
+    }
+
+    fn finish(&mut self, result: BuildResult) {
+        let Some(build) = self.take_held() else {
+            return;
+        };
+        let runner = self.runner;
+        let outcome = self.tx().finish(build, runner, result, Utc::now());
+        self.check(outcome);
+    }
+
+    fn heartbeat(&mut self) {
+        let Some(build) = self.take_held() else {
+            return;
+        };
+        let runner = self.runner;
+        let lease = Duration::from_secs(2);
+        let beat = self.tx().heartbeat(build, runner, lease, Utc::now());
+        match self.check(beat) {
+            Some(beat) if beat.status == BuildStatus::Canceling => {
+                let outcome = self
+                    .tx()
+                    .finish(build, runner, BuildResult::Canceled, Utc::now());
+                self.check(outcome);
+            }
+            Some(_) => self.held.push(build),
+            None => {}
+        }
+    }
+
+    fn some_pipeline(&mut self) -> Option<PipelineId> {
+        let working = self.shared.working.lock().expect("working lock");
+        (!working.is_empty()).then(|| working[self.rng.usize(..working.len())].0)
+    }
+
+    fn some_build(&mut self) -> Option<BuildId> {
+        let working = self.shared.working.lock().expect("working lock");
+        if working.is_empty() {
+            return None;
+        }
+        let builds = &working[self.rng.usize(..working.len())].1;
+        Some(builds[self.rng.usize(..builds.len())])
+    }
+
+    fn on_pipeline(
+        &mut self,
+        run: impl FnOnce(&mut Transitions<'_>, PipelineId) -> Result<Applied, StorageError>,
+    ) {
+        if let Some(pipeline) = self.some_pipeline() {
+            let result = run(&mut self.tx(), pipeline);
+            if let Some(applied) = self.check(result) {
+                self.remember(&applied);
+            }
+        }
+    }
+
+    fn on_build(
+        &mut self,
+        run: impl FnOnce(&mut Transitions<'_>, BuildId) -> Result<Applied, StorageError>,
+    ) {
+        if let Some(build) = self.some_build() {
+            let result = run(&mut self.tx(), build);
+            if let Some(applied) = self.check(result) {
+                self.remember(&applied);
+            }
+        }
+    }
+
+    /// New attempts join their pipeline's list, so later operations can pick them.
+    fn remember(&self, applied: &Applied) {
+        if applied.new_builds.is_empty() {
+            return;
+        }
+        let mut working = self.shared.working.lock().expect("working lock");
+        if let Some((_, builds)) = working
+            .iter_mut()
+            .find(|(id, _)| *id == applied.pipeline_id)
+        {
+            builds.extend(applied.new_builds.iter().map(|(_, new)| *new));
+        }
+    }
+
+    /// Counts a refusal by the domain as expected and anything else as an error.
+    fn check<T>(&self, result: Result<T, StorageError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(StorageError::Transition(_)) => {
+                self.shared.rejected.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Err(other) => {
+                self.shared
+                    .errors
+                    .lock()
+                    .expect("errors lock")
+                    .push(other.to_string());
+                None
+            }
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Deadlocks {
+    #[diesel(sql_type = BigInt)]
+    deadlocks: i64,
+}
+
+/// `pg_stat_database.deadlocks` of this database, read past this session's stats cache.
+fn server_deadlocks(conn: &mut PgConnection) -> anyhow::Result<i64> {
+    diesel::sql_query("SELECT pg_stat_clear_snapshot()").execute(conn)?;
+    let row = diesel::sql_query(
+        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .get_result::<Deadlocks>(conn)?;
+    Ok(row.deadlocks)
+}
+
+/// Backends report their counters when they go idle or exit; the workers have exited, so wait
+/// until the counter stops moving (it normally does not move at all) before reading it.
+fn settled_deadlocks(conn: &mut PgConnection) -> anyhow::Result<i64> {
+    let mut last = server_deadlocks(conn)?;
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = server_deadlocks(conn)?;
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    Ok(last)
+}

@@ -1,0 +1,157 @@
+//! What the storm does: the pipelines it creates and the mix of operations it draws from.
+
+use lockstep_domain::{JobDefinition, PipelineDefinition, ValidPipeline, When};
+
+/// One step a storm thread takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Op {
+    Create,
+    Acquire,
+    Succeed,
+    Fail,
+    Heartbeat,
+    CancelBuild,
+    SkipBuild,
+    CancelPipeline,
+    RetryBuild,
+    RetryPipeline,
+    ExpireLeases,
+    Refresh,
+}
+
+/// Relative weights. Failures and cancels dominate on purpose: they are the transitions that
+/// touch many builds and deployments at once, where the GitLab deadlocks came from.
+const MIX: [(Op, u32); 12] = [
+    (Op::Create, 9),
+    (Op::Acquire, 22),
+    (Op::Succeed, 9),
+    (Op::Fail, 16),
+    (Op::Heartbeat, 4),
+    (Op::CancelBuild, 6),
+    (Op::SkipBuild, 3),
+    (Op::CancelPipeline, 9),
+    (Op::RetryBuild, 8),
+    (Op::RetryPipeline, 3),
+    (Op::ExpireLeases, 3),
+    (Op::Refresh, 2),
+];
+
+/// Draws the next operation; one that needs a held build becomes an acquire when none is held.
+pub(crate) fn pick(rng: &mut fastrand::Rng, holding: bool) -> Op {
+    let total: u32 = MIX.iter().map(|(_, w)| w).sum();
+    let mut roll = rng.u32(0..total);
+    let op = MIX
+        .iter()
+        .find(|(_, weight)| {
+            if roll < *weight {
+                true
+            } else {
+                roll -= weight;
+                false
+            }
+        })
+        .map_or(Op::Acquire, |(op, _)| *op);
+    match op {
+        Op::Succeed | Op::Fail | Op::Heartbeat if !holding => Op::Acquire,
+        other => other,
+    }
+}
+
+fn job(name: &str, stage: &str) -> JobDefinition {
+    JobDefinition {
+        name: name.to_owned(),
+        stage: Some(stage.to_owned()),
+        script: vec![format!("make {name}")],
+        ..JobDefinition::default()
+    }
+}
+
+fn with(mut job: JobDefinition, edit: impl FnOnce(&mut JobDefinition)) -> JobDefinition {
+    edit(&mut job);
+    job
+}
+
+fn env(job: JobDefinition, environment: &str) -> JobDefinition {
+    with(job, |j| j.environment = Some(environment.to_owned()))
+}
+
+/// The pipeline shapes the storm creates, all with deployments.
+pub(crate) fn pipelines() -> Vec<ValidPipeline> {
+    let release = vec![
+        job("build", "build"),
+        job("unit", "test"),
+        job("lint", "test"),
+        env(job("staging", "deploy"), "staging"),
+        env(
+            with(job("production", "deploy"), |j| {
+                j.needs = Some(vec!["unit".into()])
+            }),
+            "production",
+        ),
+        with(job("notify", "notify"), |j| j.when = When::Always),
+    ];
+    let mut fan_out = vec![job("prepare", "prepare")];
+    fan_out.extend((1..=6).map(|i| job(&format!("test-{i}"), "test")));
+    fan_out.extend((1..=3).map(|i| env(job(&format!("qa-{i}"), "deploy"), &format!("qa/{i}"))));
+    let dag = vec![
+        with(job("compile", "build"), |j| j.retry = Some(1)),
+        env(
+            with(job("deploy-a", "deploy"), |j| {
+                j.needs = Some(vec!["compile".into()])
+            }),
+            "region-a",
+        ),
+        env(
+            with(job("deploy-b", "deploy"), |j| {
+                j.needs = Some(vec!["compile".into()])
+            }),
+            "region-b",
+        ),
+        env(
+            with(job("rollback", "after"), |j| j.when = When::OnFailure),
+            "region-a",
+        ),
+        env(
+            with(job("promote", "after"), |j| j.when = When::Manual),
+            "production",
+        ),
+        with(job("cleanup", "after"), |j| {
+            j.when = When::Always;
+            j.allow_failure = true;
+        }),
+    ];
+    [release, fan_out, dag]
+        .into_iter()
+        .map(|jobs| {
+            PipelineDefinition { jobs }
+                .validate()
+                .expect("the storm's pipelines are valid")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_can_be_drawn_and_held_ones_need_a_build() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            seen.insert(pick(&mut rng, true));
+            assert!(!matches!(
+                pick(&mut rng, false),
+                Op::Succeed | Op::Fail | Op::Heartbeat
+            ));
+        }
+        assert_eq!(seen.len(), MIX.len());
+    }
+
+    #[test]
+    fn the_pipelines_have_deployments() {
+        for pipeline in pipelines() {
+            assert!(pipeline.jobs().iter().any(|j| j.environment().is_some()));
+        }
+    }
+}
