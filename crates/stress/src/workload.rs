@@ -75,6 +75,12 @@ fn env(job: JobDefinition, environment: &str) -> JobDefinition {
     with(job, |j| j.environment = Some(environment.to_owned()))
 }
 
+fn needs(job: JobDefinition, needs: &[&str]) -> JobDefinition {
+    with(job, |j| {
+        j.needs = Some(needs.iter().map(|n| (*n).to_owned()).collect());
+    })
+}
+
 /// The pipeline shapes the storm creates, all with deployments.
 pub(crate) fn pipelines() -> Vec<ValidPipeline> {
     let release = vec![
@@ -82,12 +88,7 @@ pub(crate) fn pipelines() -> Vec<ValidPipeline> {
         job("unit", "test"),
         job("lint", "test"),
         env(job("staging", "deploy"), "staging"),
-        env(
-            with(job("production", "deploy"), |j| {
-                j.needs = Some(vec!["unit".into()])
-            }),
-            "production",
-        ),
+        env(needs(job("production", "deploy"), &["unit"]), "production"),
         with(job("notify", "notify"), |j| j.when = When::Always),
     ];
     let mut fan_out = vec![job("prepare", "prepare")];
@@ -95,18 +96,8 @@ pub(crate) fn pipelines() -> Vec<ValidPipeline> {
     fan_out.extend((1..=3).map(|i| env(job(&format!("qa-{i}"), "deploy"), &format!("qa/{i}"))));
     let dag = vec![
         with(job("compile", "build"), |j| j.retry = Some(1)),
-        env(
-            with(job("deploy-a", "deploy"), |j| {
-                j.needs = Some(vec!["compile".into()])
-            }),
-            "region-a",
-        ),
-        env(
-            with(job("deploy-b", "deploy"), |j| {
-                j.needs = Some(vec!["compile".into()])
-            }),
-            "region-b",
-        ),
+        env(needs(job("deploy-a", "deploy"), &["compile"]), "region-a"),
+        env(needs(job("deploy-b", "deploy"), &["compile"]), "region-b"),
         env(
             with(job("rollback", "after"), |j| j.when = When::OnFailure),
             "region-a",
