@@ -107,12 +107,16 @@ pub(crate) fn record_locks<T: Send>(
     spare: &dyn Fn(Table, i64) -> bool,
     body: impl FnOnce(&mut PgConnection) -> T + Send,
 ) -> (T, Vec<RowLock>) {
-    let mut blockers = hold_rows(url, spare);
+    let blockers = hold_rows(url, spare);
     let mut monitor = PgConnection::establish(url).expect("connect monitor");
     let mut conn = PgConnection::establish(url).expect("connect subject");
     let subject = pid(&mut conn);
-    let mut locks = Vec::new();
-    let result = std::thread::scope(|scope| {
+    // Everything the watcher owns moves into the scope, so that if it panics the blockers are
+    // dropped (releasing their rows) while unwinding, before the scope joins the subject;
+    // otherwise a failing check would hang instead of failing.
+    std::thread::scope(move |scope| {
+        let mut blockers = blockers;
+        let mut locks = Vec::new();
         let handle = scope.spawn(move || body(&mut conn));
         let deadline = Instant::now() + Duration::from_secs(30);
         while !handle.is_finished() {
@@ -135,9 +139,12 @@ pub(crate) fn record_locks<T: Send>(
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        handle.join().expect("the transaction under test panicked")
-    });
-    (result, locks)
+        drop(blockers);
+        (
+            handle.join().expect("the transaction under test panicked"),
+            locks,
+        )
+    })
 }
 
 fn blocking_pids(monitor: &mut PgConnection, subject: i32) -> Vec<i32> {
