@@ -135,7 +135,7 @@ pub(crate) fn record_locks<T: Send>(
                     table: blocker.table,
                     id: blocker.id,
                 });
-                drop(blocker.conn); // Closing the connection releases its lock.
+                release(blocker);
             }
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -145,6 +145,13 @@ pub(crate) fn record_locks<T: Send>(
             locks,
         )
     })
+}
+
+/// Rolls the blocker back. Unlike closing its connection, which the server finishes at its own
+/// pace, a ROLLBACK has released the row by the time it returns, so the next poll cannot see
+/// the old blocker again.
+fn release(mut blocker: Blocker) {
+    diesel::sql_query("ROLLBACK").execute(&mut blocker.conn).expect("release row");
 }
 
 fn blocking_pids(monitor: &mut PgConnection, subject: i32) -> Vec<i32> {
