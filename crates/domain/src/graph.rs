@@ -182,8 +182,10 @@ impl JobSet {
             BuildStatus::Failed => Some(Outcome::Failed),
             BuildStatus::Canceled => Some(Outcome::Canceled),
             // A skipped job passes on what made it skip, so that a failure two jobs up still
-            // skips the jobs after it, while a skipped `on_failure` job blocks nothing.
-            BuildStatus::Skipped => Some(needs.outcome),
+            // skips the jobs after it, while a skipped `on_failure` job blocks nothing. One
+            // skipped by hand before its own needs finished counts once they have: the jobs
+            // after it must not start ahead of the work upstream.
+            BuildStatus::Skipped => needs.settled.then_some(needs.outcome),
             BuildStatus::Created
             | BuildStatus::Pending
             | BuildStatus::Running
@@ -399,6 +401,38 @@ mod tests {
         let mut status = vec![S::Failed, S::Created, S::Created, S::Running];
         jobs.settle(&mut status);
         assert_eq!(status, [S::Failed, S::Skipped, S::Skipped, S::Running]);
+    }
+
+    #[test]
+    fn a_build_skipped_by_hand_holds_back_its_dependents_until_its_own_needs_settle() {
+        // a -> b -> (c on_success, d on_failure); b is skipped while a still runs.
+        let needs = vec![
+            Needs::Explicit(vec![]),
+            Needs::Explicit(vec![0]),
+            Needs::Explicit(vec![1]),
+            Needs::Explicit(vec![1]),
+        ];
+        let when = vec![
+            When::OnSuccess,
+            When::OnSuccess,
+            When::OnSuccess,
+            When::OnFailure,
+        ];
+        let jobs = JobSet::new(vec![0, 1, 2, 2], needs, when, vec![false; 4]).unwrap();
+        let mut status = vec![S::Running, S::Skipped, S::Created, S::Created];
+        jobs.settle(&mut status);
+        assert_eq!(
+            status[2..],
+            [S::Created, S::Created],
+            "nothing is decided while a runs"
+        );
+        status[0] = S::Failed;
+        jobs.settle(&mut status);
+        assert_eq!(
+            status[2..],
+            [S::Skipped, S::Pending],
+            "a's failure passes through the skip"
+        );
     }
 
     #[test]

@@ -93,6 +93,8 @@ pub enum PipelineEvent {
     },
     CancelBuild(BuildId),
     SkipBuild(BuildId),
+    /// Start a manual build; a finished pipeline opens again.
+    PlayBuild(BuildId),
     CancelPipeline,
     /// Run a finished build again as a new attempt.
     RetryBuild(BuildId),
@@ -347,6 +349,9 @@ impl<'a> Work<'a> {
             } => self.finish(build, runner, result),
             PipelineEvent::CancelBuild(build) => {
                 self.step(self.row(build)?, BuildEvent::Cancel).map(drop)
+            }
+            PipelineEvent::PlayBuild(build) => {
+                self.step(self.row(build)?, BuildEvent::Play).map(drop)
             }
             PipelineEvent::SkipBuild(build) => {
                 self.step(self.row(build)?, BuildEvent::Skip).map(drop)

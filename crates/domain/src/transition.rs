@@ -26,6 +26,8 @@ pub enum BuildEvent {
     LoseLease,
     /// Its runner says it is still working on it.
     Heartbeat,
+    /// A person starts a manual job.
+    Play,
 }
 
 impl fmt::Display for BuildEvent {
@@ -41,6 +43,7 @@ impl fmt::Display for BuildEvent {
             Self::Cancel => "cancel",
             Self::LoseLease => "lose lease",
             Self::Heartbeat => "heartbeat",
+            Self::Play => "play",
         };
         f.write_str(name)
     }
@@ -70,6 +73,7 @@ pub fn next(from: BuildStatus, event: BuildEvent) -> Result<Step, IllegalTransit
     let step = match (event, from) {
         (E::Enqueue, S::Created) => Step::To(S::Pending),
         (E::Park, S::Created) => Step::To(S::Manual),
+        (E::Play, S::Manual) => Step::To(S::Pending),
         (E::Skip, S::Created | S::Pending | S::Manual) => Step::To(S::Skipped),
         (E::Acquire, S::Pending) => Step::To(S::Running),
         (E::Succeed, S::Running | S::Canceling) => Step::To(S::Success),
@@ -83,7 +87,8 @@ pub fn next(from: BuildStatus, event: BuildEvent) -> Result<Step, IllegalTransit
         | (E::Fail, S::Failed)
         | (E::Abort | E::Cancel, S::Canceled)
         | (E::Cancel, S::Canceling)
-        | (E::Heartbeat, S::Running | S::Canceling) => Step::Unchanged,
+        | (E::Heartbeat, S::Running | S::Canceling)
+        | (E::Play, S::Pending) => Step::Unchanged,
         _ => return Err(IllegalTransition { from, event }),
     };
     Ok(step)
@@ -95,7 +100,7 @@ mod tests {
     use BuildEvent as E;
     use BuildStatus as S;
 
-    const EVENTS: [BuildEvent; 10] = [
+    const EVENTS: [BuildEvent; 11] = [
         E::Enqueue,
         E::Park,
         E::Skip,
@@ -106,6 +111,7 @@ mod tests {
         E::Cancel,
         E::LoseLease,
         E::Heartbeat,
+        E::Play,
     ];
 
     /// Every allowed move; anything not listed must be refused.
@@ -117,8 +123,10 @@ mod tests {
         (S::Pending, E::Skip, Some(S::Skipped)),
         (S::Pending, E::Acquire, Some(S::Running)),
         (S::Pending, E::Cancel, Some(S::Canceled)),
+        (S::Pending, E::Play, None),
         (S::Manual, E::Skip, Some(S::Skipped)),
         (S::Manual, E::Cancel, Some(S::Canceled)),
+        (S::Manual, E::Play, Some(S::Pending)),
         (S::Running, E::Succeed, Some(S::Success)),
         (S::Running, E::Fail, Some(S::Failed)),
         (S::Running, E::Abort, Some(S::Canceled)),

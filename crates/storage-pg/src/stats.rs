@@ -14,6 +14,7 @@ pub enum TransitionKind {
     Abort,
     CancelBuild,
     SkipBuild,
+    PlayBuild,
     CancelPipeline,
     RetryBuild,
     RetryPipeline,
@@ -22,7 +23,7 @@ pub enum TransitionKind {
 }
 
 impl TransitionKind {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::CreatePipeline,
         Self::Acquire,
         Self::Heartbeat,
@@ -31,6 +32,7 @@ impl TransitionKind {
         Self::Abort,
         Self::CancelBuild,
         Self::SkipBuild,
+        Self::PlayBuild,
         Self::CancelPipeline,
         Self::RetryBuild,
         Self::RetryPipeline,
@@ -48,6 +50,7 @@ impl TransitionKind {
             Self::Abort => "abort",
             Self::CancelBuild => "cancel_build",
             Self::SkipBuild => "skip_build",
+            Self::PlayBuild => "play_build",
             Self::CancelPipeline => "cancel_pipeline",
             Self::RetryBuild => "retry_build",
             Self::RetryPipeline => "retry_pipeline",

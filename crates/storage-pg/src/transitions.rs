@@ -239,6 +239,20 @@ impl<'a> Transitions<'a> {
         )
     }
 
+    /// Starts a manual build: it becomes pending, and a finished pipeline opens again.
+    pub fn play_build(
+        &mut self,
+        build: BuildId,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StorageError> {
+        self.on_build(
+            build,
+            TransitionKind::PlayBuild,
+            PipelineEvent::PlayBuild(build),
+            now,
+        )
+    }
+
     /// Runs a finished build again as a new attempt, with the skipped builds after it.
     pub fn retry_build(
         &mut self,

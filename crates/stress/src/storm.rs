@@ -13,7 +13,7 @@ use lockstep_domain::{
 };
 use lockstep_storage_pg::{
     Applied, NewPipeline, StorageError, Transitions, TxStats, check_invariants, create_project,
-    register_runner,
+    load_pipeline, register_runner,
 };
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
@@ -182,6 +182,7 @@ impl Worker<'_> {
             Op::Refresh => self.on_pipeline(|tx, p| tx.refresh_pipeline(p, now)),
             Op::CancelBuild => self.on_build(|tx, b| tx.cancel_build(b, now)),
             Op::SkipBuild => self.on_build(|tx, b| tx.skip_build(b, now)),
+            Op::PlayBuild => self.play(),
             Op::RetryBuild => self.on_build(|tx, b| tx.retry_build(b, now)),
             Op::ExpireLeases => {
                 let result = self.tx().expire_leases(now, 8);
@@ -264,6 +265,24 @@ impl Worker<'_> {
             }
             Some(_) => self.held.push(build),
             None => {}
+        }
+    }
+
+    /// Plays a manual build of a random pipeline, if it has one waiting.
+    fn play(&mut self) {
+        let Some(pipeline) = self.some_pipeline() else {
+            return;
+        };
+        let view = load_pipeline(&mut self.conn, pipeline);
+        let Some(view) = self.check(view) else { return };
+        let manual = view
+            .builds
+            .iter()
+            .find(|b| b.status == BuildStatus::Manual)
+            .map(|b| b.id);
+        if let Some(build) = manual {
+            let result = self.tx().play_build(build, Utc::now());
+            self.check(result);
         }
     }
 

@@ -12,6 +12,7 @@ pub(crate) enum Op {
     Heartbeat,
     CancelBuild,
     SkipBuild,
+    PlayBuild,
     CancelPipeline,
     RetryBuild,
     RetryPipeline,
@@ -21,7 +22,7 @@ pub(crate) enum Op {
 
 /// Relative weights. Failures and cancels dominate on purpose: they are the transitions that
 /// touch many builds and deployments at once, where the GitLab deadlocks came from.
-const MIX: [(Op, u32); 12] = [
+const MIX: [(Op, u32); 13] = [
     (Op::Create, 9),
     (Op::Acquire, 22),
     (Op::Succeed, 9),
@@ -29,6 +30,7 @@ const MIX: [(Op, u32); 12] = [
     (Op::Heartbeat, 4),
     (Op::CancelBuild, 6),
     (Op::SkipBuild, 3),
+    (Op::PlayBuild, 3),
     (Op::CancelPipeline, 9),
     (Op::RetryBuild, 8),
     (Op::RetryPipeline, 3),
@@ -91,7 +93,15 @@ pub(crate) fn pipelines() -> Vec<ValidPipeline> {
         env(needs(job("production", "deploy"), &["unit"]), "production"),
         with(job("notify", "notify"), |j| j.when = When::Always),
     ];
-    let mut fan_out = vec![job("prepare", "prepare")];
+    // A manual gate with no needs waits from the start, so plays find something to start.
+    let gate = env(
+        needs(
+            with(job("approve", "prepare"), |j| j.when = When::Manual),
+            &[],
+        ),
+        "approval",
+    );
+    let mut fan_out = vec![job("prepare", "prepare"), gate];
     fan_out.extend((1..=6).map(|i| job(&format!("test-{i}"), "test")));
     fan_out.extend((1..=3).map(|i| env(job(&format!("qa-{i}"), "deploy"), &format!("qa/{i}"))));
     let dag = vec![

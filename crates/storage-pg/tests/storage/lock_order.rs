@@ -150,6 +150,24 @@ fn cancel_and_skip_build_lock_in_order() {
 }
 
 #[test]
+fn play_locks_in_order() {
+    let mut f = Fixture::new();
+    let created = f.create(vec![
+        job("approve")
+            .when(lockstep_domain::When::Manual)
+            .env("production"),
+    ]);
+    let view = f.pipeline(created.id);
+    let approve = latest(&view, "approve").id;
+    let locks = check_transition(&mut f, |tx| tx.play_build(approve, now()).unwrap());
+    assert_eq!(
+        locks.len(),
+        3,
+        "pipeline, build, deployment (blocked -> created)"
+    );
+}
+
+#[test]
 fn retry_then_fail_of_a_newer_attempt_locks_lower_ids_first() {
     let mut f = Fixture::new();
     let created = f.create(vec![

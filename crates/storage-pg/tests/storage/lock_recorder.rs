@@ -151,7 +151,9 @@ pub(crate) fn record_locks<T: Send>(
 /// pace, a ROLLBACK has released the row by the time it returns, so the next poll cannot see
 /// the old blocker again.
 fn release(mut blocker: Blocker) {
-    diesel::sql_query("ROLLBACK").execute(&mut blocker.conn).expect("release row");
+    diesel::sql_query("ROLLBACK")
+        .execute(&mut blocker.conn)
+        .expect("release row");
 }
 
 fn blocking_pids(monitor: &mut PgConnection, subject: i32) -> Vec<i32> {

@@ -504,6 +504,64 @@ fn heartbeats_extend_the_lease_and_stop_after_the_build_ends() {
 }
 
 #[test]
+fn a_manual_build_waits_for_play_and_reopens_a_finished_pipeline() {
+    let mut f = Fixture::new();
+    let created = f.create(vec![
+        job("build").stage("1"),
+        job("promote")
+            .stage("2")
+            .when(When::Manual)
+            .env("production"),
+    ]);
+    let runner = f.runner;
+    let build = f.acquire().unwrap();
+    f.tx()
+        .finish(build.id, runner, BuildResult::Success, now())
+        .unwrap();
+    let view = f.pipeline(created.id);
+    let promote = latest(&view, "promote");
+    assert_eq!(promote.status, BuildStatus::Manual);
+    assert_eq!(
+        promote.deployment.as_ref().unwrap().status,
+        DeploymentStatus::Blocked
+    );
+    assert_eq!(
+        view.status,
+        PipelineStatus::Success,
+        "a manual job does not hold the pipeline open"
+    );
+    assert!(f.acquire().is_none(), "manual builds are not handed out");
+
+    let promote = promote.id;
+    let applied = f.tx().play_build(promote, now()).unwrap();
+    assert_eq!(applied.pipeline_status, PipelineStatus::Running);
+    assert!(
+        f.tx().play_build(promote, now()).unwrap().is_noop(),
+        "playing twice is harmless"
+    );
+    let played = f.acquire_named("promote");
+    assert_eq!(played.deployment.unwrap().status, DeploymentStatus::Running);
+    f.tx()
+        .finish(played.id, runner, BuildResult::Success, now())
+        .unwrap();
+    let view = f.pipeline(created.id);
+    let deployment = latest(&view, "promote").deployment.as_ref().unwrap().status;
+    assert_eq!(
+        (view.status, deployment),
+        (PipelineStatus::Success, DeploymentStatus::Success)
+    );
+    let err = f.tx().play_build(build.id, now()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::Transition(TransitionError::Illegal { .. })
+        ),
+        "{err}"
+    );
+    f.assert_invariants();
+}
+
+#[test]
 fn unknown_ids_are_not_found() {
     let mut f = Fixture::new();
     let missing = lockstep_domain::BuildId(424_242);
