@@ -69,7 +69,7 @@ fn check_domain_dependencies(root: &Path) -> anyhow::Result<()> {
 }
 
 /// The forbidden package names in `cargo tree --prefix none --format {p}` output, sorted, once.
-fn forbidden_dependencies(tree: &str) -> Vec<String> {
+pub(crate) fn forbidden_dependencies(tree: &str) -> Vec<String> {
     let mut found: Vec<String> = tree
         .lines()
         .filter_map(|line| line.split_whitespace().next())

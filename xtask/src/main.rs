@@ -12,6 +12,7 @@ mod cargo;
 mod ci;
 mod db;
 mod process;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -1,0 +1,169 @@
+//! Repository rules, checked by ordinary tests so that `cargo test` enforces them.
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::{Path, PathBuf};
+
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("xtask lives in the workspace root")
+            .to_path_buf()
+    }
+
+    /// Every file under `dir` (recursively) whose name ends with one of `extensions`.
+    fn files(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let Ok(entries) = fs::read_dir(dir) else {
+            return found;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                found.extend(files(&path, extensions));
+            } else if extensions
+                .iter()
+                .any(|ext| path.extension().is_some_and(|e| e == *ext))
+            {
+                found.push(path);
+            }
+        }
+        found
+    }
+
+    fn crate_dirs() -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = fs::read_dir(root().join("crates"))
+            .expect("crates/")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.push(root().join("xtask"));
+        dirs
+    }
+
+    fn relative(path: &Path) -> String {
+        path.strip_prefix(root())
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+
+    /// Every module says what it is for in its first line (generated code excepted).
+    #[test]
+    fn every_module_opens_with_a_doc_comment() {
+        let mut missing = Vec::new();
+        for dir in crate_dirs() {
+            for sub in ["src", "tests"] {
+                for file in files(&dir.join(sub), &["rs"]) {
+                    let text = fs::read_to_string(&file).expect("readable source");
+                    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+                    let generated = first.contains("@generated");
+                    if !generated && !first.starts_with("//!") && !first.starts_with("#![doc") {
+                        missing.push(relative(&file));
+                    }
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "modules without a `//!` line: {missing:#?}"
+        );
+    }
+
+    /// Only the lock-order module takes row locks (tests excepted: they lock on purpose).
+    /// A negative check of the check itself: the locking module does contain them.
+    #[test]
+    fn only_the_locking_module_takes_row_locks() {
+        let locking = root().join("crates/storage-pg/src/locking");
+        let patterns = [
+            "for update",
+            "for no key update",
+            "for share",
+            "for key share",
+            "for_update(",
+            "for_no_key_update(",
+            "for_share(",
+            "for_key_share(",
+        ];
+        let mut offenders = Vec::new();
+        for dir in crate_dirs() {
+            for file in files(&dir.join("src"), &["rs", "sql"]) {
+                let in_locking = file.starts_with(&locking) || file == locking.with_extension("rs");
+                if in_locking || file.ends_with("xtask/src/tidy.rs") {
+                    continue;
+                }
+                let text = fs::read_to_string(&file).expect("readable source");
+                // Unit tests may lock rows on purpose (to cause a deadlock, say).
+                let code = text
+                    .split("#[cfg(test)]")
+                    .next()
+                    .unwrap_or("")
+                    .to_lowercase();
+                if let Some(pattern) = patterns.iter().find(|p| code.contains(*p)) {
+                    offenders.push(format!("{} ({pattern})", relative(&file)));
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "row locks outside crates/storage-pg/src/locking: {offenders:#?}"
+        );
+        let own = fs::read_to_string(locking.with_extension("rs")).expect("locking.rs");
+        assert!(
+            own.contains("for_no_key_update("),
+            "the patterns no longer match the locking module"
+        );
+    }
+
+    /// The domain crate stays pure: no IO crate and none of our other crates in its tree.
+    #[test]
+    fn the_domain_crate_depends_on_no_io_crate() {
+        let output = std::process::Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args([
+                "tree",
+                "-p",
+                "lockstep-domain",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+                "--format",
+                "{p}",
+            ])
+            .output()
+            .expect("cargo tree runs");
+        assert!(output.status.success(), "cargo tree failed: {output:?}");
+        let tree = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            tree.contains("lockstep-domain"),
+            "unexpected output: {tree}"
+        );
+        assert_eq!(
+            crate::ci::forbidden_dependencies(&tree),
+            Vec::<String>::new()
+        );
+    }
+
+    /// CI runs what the README tells users to run.
+    #[test]
+    fn ci_runs_the_readme_test_command() {
+        let readme = fs::read_to_string(root().join("README.md")).expect("README.md");
+        let ci = fs::read_to_string(root().join(".ci/run")).expect(".ci/run");
+        let workflow =
+            fs::read_to_string(root().join(".github/workflows/ci.yml")).expect("ci workflow");
+        let command = "cargo xtask test";
+        assert!(
+            readme.lines().any(|l| l.trim() == command),
+            "README lacks `{command}` on a line of its own"
+        );
+        for (name, text) in [(".ci/run", &ci), ("ci.yml", &workflow)] {
+            assert!(
+                text.lines().any(|l| l.trim().ends_with(command)),
+                "{name} does not run `{command}`"
+            );
+        }
+    }
+}
