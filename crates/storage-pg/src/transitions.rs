@@ -163,9 +163,14 @@ impl<'a> Transitions<'a> {
             .filter(|b| b.pipeline_status != PipelineStatus::Running)
             .map(|b| b.pipeline_id)
             .collect();
+        stale.sort_unstable();
         stale.dedup();
         for pipeline in stale {
-            self.refresh_pipeline(pipeline, now)?;
+            // The claim is committed: failing now would strand builds a runner never learns
+            // about. The pipeline's next transition derives its status again anyway.
+            if let Err(error) = self.refresh_pipeline(pipeline, now) {
+                tracing::warn!(pipeline_id = pipeline.0, %error, "pipeline status not refreshed after acquire");
+            }
         }
         Ok(builds)
     }
