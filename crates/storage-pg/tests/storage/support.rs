@@ -93,6 +93,16 @@ impl Fixture {
     }
 }
 
+/// The domain's refusal inside a storage error; any other error fails the test.
+pub(crate) fn refusal(
+    error: lockstep_storage_pg::StorageError,
+) -> lockstep_domain::TransitionError {
+    match error {
+        lockstep_storage_pg::StorageError::Transition(refused) => refused,
+        other => panic!("expected the domain to refuse the transition, got: {other}"),
+    }
+}
+
 pub(crate) fn now() -> DateTime<Utc> {
     Utc::now()
 }
