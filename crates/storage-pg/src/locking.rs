@@ -193,24 +193,52 @@ fn sorted_unique(ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
     ids
 }
 
+/// Which pipeline to lock: by its id, or the one a build belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PipelineOf {
+    Id(PipelineId),
+    Build(BuildId),
+}
+
 impl<'c, S: Before<AtPipelines>> Locks<'c, S> {
     /// Locks one pipeline row. Every transition of a pipeline starts here, so transitions of the
-    /// same pipeline run one after another; acquire is the only exception (see `claim`).
+    /// same pipeline run one after another; acquire is the only exception (see `claim`). A
+    /// build's pipeline is found in the same statement: a build never changes pipeline, so the
+    /// unlocked subquery is safe, and it saves a round trip on every build transition.
     pub(crate) fn lock_pipeline(
         self,
-        id: PipelineId,
+        of: PipelineOf,
     ) -> Result<(LockedPipeline, Locks<'c, AtPipelines>), StorageError> {
         let mut next = self.advance();
-        let row = pipelines::table
-            .find(id.0)
-            .select((pipelines::id, pipelines::status))
-            .for_no_key_update()
-            .first::<LockedPipeline>(next.conn())
-            .optional()?
-            .ok_or(StorageError::NotFound {
-                entity: "pipeline",
-                id: id.0,
-            })?;
+        let columns = (pipelines::id, pipelines::status);
+        let row = match of {
+            PipelineOf::Id(id) => pipelines::table
+                .filter(pipelines::id.eq(id.0))
+                .select(columns)
+                .for_no_key_update()
+                .first::<LockedPipeline>(next.conn())
+                .optional()?
+                .ok_or(StorageError::NotFound {
+                    entity: "pipeline",
+                    id: id.0,
+                })?,
+            PipelineOf::Build(build) => pipelines::table
+                .filter(
+                    pipelines::id.eq_any(
+                        ci_builds::table
+                            .filter(ci_builds::id.eq(build.0))
+                            .select(ci_builds::pipeline_id),
+                    ),
+                )
+                .select(columns)
+                .for_no_key_update()
+                .first::<LockedPipeline>(next.conn())
+                .optional()?
+                .ok_or(StorageError::NotFound {
+                    entity: "build",
+                    id: build.0,
+                })?,
+        };
         Ok((row, next))
     }
 }

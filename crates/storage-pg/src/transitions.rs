@@ -7,13 +7,11 @@ mod expire;
 mod pipeline;
 pub(crate) mod snapshot;
 
-use crate::locking::ClaimRequest;
+use crate::locking::{ClaimRequest, PipelineOf};
 use crate::retry::transaction;
-use crate::schema::ci_builds;
 use crate::{StorageError, TransitionKind, TxStats};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
-use diesel::prelude::*;
 use lockstep_domain::{
     BuildChange, BuildId, BuildResult, BuildStatus, DeploymentId, DeploymentStatus, PipelineEvent,
     PipelineId, PipelineStatus, ProjectId, RunnerId,
@@ -346,8 +344,7 @@ impl<'a> Transitions<'a> {
         event: PipelineEvent,
         now: DateTime<Utc>,
     ) -> Result<Applied, StorageError> {
-        let pipeline = pipeline_of(self.conn, build)?;
-        self.on_pipeline(pipeline, kind, event, now)
+        self.run(PipelineOf::Build(build), kind, event, now)
     }
 
     fn on_pipeline(
@@ -357,26 +354,22 @@ impl<'a> Transitions<'a> {
         event: PipelineEvent,
         now: DateTime<Utc>,
     ) -> Result<Applied, StorageError> {
+        self.run(PipelineOf::Id(pipeline), kind, event, now)
+    }
+
+    fn run(
+        &mut self,
+        target: PipelineOf,
+        kind: TransitionKind,
+        event: PipelineEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StorageError> {
         let applied = transaction(self.conn, self.stats, kind, |conn| {
-            pipeline::run(conn, pipeline, &event, now)
+            pipeline::run(conn, target, &event, now)
         })?;
         if !applied.is_noop() {
             self.stats.committed(kind);
         }
         Ok(applied)
     }
-}
-
-/// A build's pipeline never changes, so a plain read outside any lock is enough.
-fn pipeline_of(conn: &mut PgConnection, build: BuildId) -> Result<PipelineId, StorageError> {
-    ci_builds::table
-        .find(build.0)
-        .select(ci_builds::pipeline_id)
-        .first::<i64>(conn)
-        .optional()?
-        .map(PipelineId)
-        .ok_or(StorageError::NotFound {
-            entity: "build",
-            id: build.0,
-        })
 }

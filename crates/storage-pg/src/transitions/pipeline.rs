@@ -2,7 +2,7 @@
 //! lock exactly the builds and deployments the plan changes (in the canonical order), write.
 
 use super::snapshot::Snapshot;
-use crate::locking::Locks;
+use crate::locking::{Locks, PipelineOf};
 use crate::write::{self, NewDeployment};
 use crate::{Applied, StorageError};
 use chrono::{DateTime, Utc};
@@ -12,11 +12,12 @@ use lockstep_domain::{PipelineEvent, PipelineId, Plan, plan};
 /// Runs `event` on one pipeline inside the caller's transaction.
 pub(crate) fn run(
     conn: &mut PgConnection,
-    pipeline_id: PipelineId,
+    target: PipelineOf,
     event: &PipelineEvent,
     now: DateTime<Utc>,
 ) -> Result<Applied, StorageError> {
-    let (pipeline, mut locks) = Locks::begin(conn)?.lock_pipeline(pipeline_id)?;
+    let (pipeline, mut locks) = Locks::begin(conn)?.lock_pipeline(target)?;
+    let pipeline_id = PipelineId(pipeline.id);
     let mut snapshot = Snapshot::read(locks.conn(), &pipeline)?;
     let mut plan = plan(snapshot.state(), event)?;
     if plan.is_noop() {
