@@ -1,7 +1,7 @@
 //! Tasks that run workspace binaries and tests against the database: migrate, test, stress.
 
 use std::path::Path;
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 
 use anyhow::Context;
 
@@ -15,26 +15,16 @@ pub(crate) fn migrate(root: &Path) -> anyhow::Result<()> {
 
 /// Starts the dev database if needed, migrates it, then runs the whole workspace's tests.
 pub(crate) fn test(root: &Path, args: &[String]) -> anyhow::Result<()> {
-    let url = db::ensure_started(root)?;
-    apply_migrations(root, &url)?;
-    let mut command = process::cargo();
-    command
-        .current_dir(root)
-        .env("DATABASE_URL", &url)
-        .args(["test", "--workspace"])
-        .args(args);
+    let mut command = migrated_cargo(root)?;
+    command.args(["test", "--workspace"]).args(args);
     process::run(&mut command).context("tests failed")
 }
 
 /// Starts the dev database if needed, migrates it, then runs the stress binary; its exit code is
 /// ours, so a CI step sees exactly what it reported.
 pub(crate) fn stress(root: &Path, seconds: u64, threads: u32) -> anyhow::Result<ExitCode> {
-    let url = db::ensure_started(root)?;
-    apply_migrations(root, &url)?;
-    let mut command = process::cargo();
+    let mut command = migrated_cargo(root)?;
     command
-        .current_dir(root)
-        .env("DATABASE_URL", &url)
         .args([
             "run",
             "--quiet",
@@ -47,6 +37,15 @@ pub(crate) fn stress(root: &Path, seconds: u64, threads: u32) -> anyhow::Result<
         .args(["--threads", &threads.to_string()]);
     let status = process::status(&mut command)?;
     Ok(process::exit_code(status))
+}
+
+/// A cargo command pointed at the dev database, started and migrated.
+fn migrated_cargo(root: &Path) -> anyhow::Result<Command> {
+    let url = db::ensure_started(root)?;
+    apply_migrations(root, &url)?;
+    let mut command = process::cargo();
+    command.current_dir(root).env("DATABASE_URL", &url);
+    Ok(command)
 }
 
 fn apply_migrations(root: &Path, url: &str) -> anyhow::Result<()> {
