@@ -4,5 +4,6 @@ mod acquire_race;
 mod deadlock;
 mod lock_order;
 mod lock_recorder;
+mod notify;
 mod support;
 mod transitions;

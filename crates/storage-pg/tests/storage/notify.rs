@@ -1,0 +1,98 @@
+//! The pending-build channel: which writes wake listening runners and which stay silent.
+
+use crate::support::{Fixture, JobExt, LEASE, job, now};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use lockstep_domain::{BuildResult, When};
+use lockstep_storage_pg::PENDING_CHANNEL;
+use std::time::{Duration, Instant};
+
+const SENTINEL: &str = "sentinel";
+
+fn listen(f: &Fixture) -> PgConnection {
+    let mut listener = f.db.connect();
+    diesel::sql_query(format!("LISTEN {PENDING_CHANNEL}"))
+        .execute(&mut listener)
+        .expect("listen");
+    listener
+}
+
+/// How many wake-ups `listener` received since the last call. A sentinel notification is sent
+/// after the writes under test, from the writing connection: PostgreSQL delivers one sender's
+/// notifications in commit order, so once the sentinel arrives everything before it has too.
+/// That makes "nothing arrived" as reliable as "something arrived".
+fn wakeups(writer: &mut PgConnection, listener: &mut PgConnection) -> usize {
+    diesel::sql_query("SELECT pg_notify($1, $2)")
+        .bind::<Text, _>(PENDING_CHANNEL)
+        .bind::<Text, _>(SENTINEL)
+        .execute(writer)
+        .expect("send the sentinel");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut count = 0;
+    loop {
+        // A round trip makes the client read whatever the server has sent meanwhile.
+        diesel::sql_query("SELECT 1")
+            .execute(listener)
+            .expect("poll");
+        for notification in listener.notifications_iter() {
+            let notification = notification.expect("notification");
+            assert_eq!(notification.channel, PENDING_CHANNEL);
+            if notification.payload == SENTINEL {
+                return count;
+            }
+            assert_eq!(notification.payload, "", "wake-ups carry no payload");
+            count += 1;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sentinel never arrived ({count} wake-ups before it)"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn creating_a_pipeline_with_a_pending_build_wakes_listeners_once() {
+    let mut f = Fixture::new();
+    let mut listener = listen(&f);
+    // Two pending builds, inserted by one transaction: one wake-up.
+    f.create(vec![job("a"), job("b")]);
+    assert_eq!(wakeups(&mut f.conn, &mut listener), 1);
+}
+
+#[test]
+fn a_pipeline_with_nothing_pending_wakes_nobody() {
+    let mut f = Fixture::new();
+    let mut listener = listen(&f);
+    f.create(vec![job("deploy").when(When::Manual)]);
+    assert_eq!(wakeups(&mut f.conn, &mut listener), 0);
+}
+
+#[test]
+fn claims_and_heartbeats_are_silent_but_the_next_stage_wakes_listeners() {
+    let mut f = Fixture::new();
+    f.create(vec![job("build").stage("1"), job("test").stage("2")]);
+    let mut listener = listen(&f);
+    let build = f.acquire().expect("the first stage is pending");
+    let runner = f.runner;
+    f.tx()
+        .heartbeat(build.id, runner, LEASE, now())
+        .expect("heartbeat");
+    assert_eq!(wakeups(&mut f.conn, &mut listener), 0);
+
+    // Finishing the first stage makes the second pending: an UPDATE, not an INSERT.
+    f.tx()
+        .finish(build.id, runner, BuildResult::Success, now())
+        .expect("finish");
+    assert_eq!(wakeups(&mut f.conn, &mut listener), 1);
+}
+
+#[test]
+fn playing_a_manual_build_wakes_listeners() {
+    let mut f = Fixture::new();
+    let created = f.create(vec![job("deploy").when(When::Manual)]);
+    let mut listener = listen(&f);
+    f.tx().play_build(created.builds[0], now()).expect("play");
+    assert_eq!(wakeups(&mut f.conn, &mut listener), 1);
+}
