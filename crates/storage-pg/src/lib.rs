@@ -6,12 +6,13 @@ mod locking;
 mod migrations;
 mod notify;
 mod pool;
+mod projects;
 mod reads;
 mod retry;
 mod rows;
+mod runners;
 #[rustfmt::skip]
 mod schema;
-mod setup;
 mod stats;
 mod transitions;
 mod write;
@@ -22,9 +23,10 @@ pub use locking::Table;
 pub use migrations::run_migrations;
 pub use notify::PENDING_CHANNEL;
 pub use pool::{PgPool, connection_pool};
+pub use projects::{ProjectView, create_project, list_projects, load_project};
 pub use reads::{BuildView, DeploymentView, PipelineView, load_pipeline};
 pub use retry::SqlState;
-pub use setup::{create_project, register_runner};
+pub use runners::{RunnerView, authenticate_runner, register_runner, retire_runner};
 pub use stats::{TransitionKind, TxStats, TxStatsSnapshot};
 pub use transitions::{
     AcquiredBuild, AcquiredDeployment, Applied, CreatedPipeline, Heartbeat, NewPipeline,

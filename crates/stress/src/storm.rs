@@ -56,7 +56,7 @@ struct Worker<'s> {
 /// Runs a storm against the migrated, otherwise empty database at `url`.
 pub fn run(url: &str, config: StormConfig) -> anyhow::Result<Report> {
     let mut conn = PgConnection::establish(url)?;
-    let project = create_project(&mut conn, "storm")?;
+    let project = create_project(&mut conn, "storm")?.id;
     let deadlocks_before = server_deadlocks(&mut conn)?;
     let shared = Shared {
         deadline: Instant::now() + config.duration,
@@ -79,7 +79,8 @@ pub fn run(url: &str, config: StormConfig) -> anyhow::Result<Report> {
                 &format!("storm-{i}"),
                 &[],
                 format!("storm-{i}").as_bytes(),
-            )?;
+            )?
+            .id;
             let worker = Worker {
                 shared: &shared,
                 conn: PgConnection::establish(url)?,

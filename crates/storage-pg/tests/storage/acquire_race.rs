@@ -95,10 +95,12 @@ fn acquire_loop(db: &TestDb, runner: RunnerId, shared: &Shared, stats: &TxStats)
 fn builds_acquired_while_pipelines_are_created_arrive_whole() {
     let db = TestDb::new();
     let mut conn = db.connect();
-    let project = create_project(&mut conn, "race").unwrap();
+    let project = create_project(&mut conn, "race").unwrap().id;
     let runners: Vec<RunnerId> = (0..3)
         .map(|i| {
-            register_runner(&mut conn, &format!("r{i}"), &[], format!("h{i}").as_bytes()).unwrap()
+            register_runner(&mut conn, &format!("r{i}"), &[], format!("h{i}").as_bytes())
+                .unwrap()
+                .id
         })
         .collect();
     let stats = TxStats::default();

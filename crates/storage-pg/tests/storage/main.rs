@@ -5,5 +5,7 @@ mod deadlock;
 mod lock_order;
 mod lock_recorder;
 mod notify;
+mod projects;
+mod runners;
 mod support;
 mod transitions;

@@ -26,10 +26,11 @@ impl Fixture {
     pub(crate) fn new() -> Self {
         let db = TestDb::new();
         let mut conn = db.connect();
-        let project = create_project(&mut conn, "app").expect("create project");
+        let project = create_project(&mut conn, "app").expect("create project").id;
         let tags = vec!["docker".to_owned(), "linux".to_owned()];
-        let runner =
-            register_runner(&mut conn, "runner-1", &tags, b"hash-1").expect("register runner");
+        let runner = register_runner(&mut conn, "runner-1", &tags, b"hash-1")
+            .expect("register runner")
+            .id;
         Self {
             db,
             conn,

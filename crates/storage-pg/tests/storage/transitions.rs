@@ -186,7 +186,9 @@ fn finishing_twice_is_harmless_and_a_stranger_cannot_finish() {
     f.create(vec![job("a")]);
     let build = f.acquire().unwrap();
     let runner = f.runner;
-    let stranger = register_runner(&mut f.conn, "other", &[], b"hash-2").unwrap();
+    let stranger = register_runner(&mut f.conn, "other", &[], b"hash-2")
+        .unwrap()
+        .id;
     let err = f
         .tx()
         .finish(build.id, stranger, BuildResult::Success, now())
