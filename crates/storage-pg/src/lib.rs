@@ -24,7 +24,10 @@ pub use migrations::run_migrations;
 pub use notify::PENDING_CHANNEL;
 pub use pool::{PgPool, connection_pool};
 pub use projects::{ProjectView, create_project, list_projects, load_project};
-pub use reads::{BuildView, DeploymentView, PipelineView, load_pipeline};
+pub use reads::{
+    BuildView, DeploymentView, PipelineQuery, PipelineSummary, PipelineView, list_pipelines,
+    load_build, load_pipeline,
+};
 pub use retry::SqlState;
 pub use runners::{RunnerView, authenticate_runner, register_runner, retire_runner};
 pub use stats::{TransitionKind, TxStats, TxStatsSnapshot};

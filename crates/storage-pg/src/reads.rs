@@ -1,8 +1,9 @@
-//! Read models: a pipeline with its builds and deployments as clients see them.
+//! Read models: pipelines (one with its builds and deployments, or a page of summaries) and
+//! builds, as clients see them.
 
 use crate::StorageError;
 use crate::rows::{count, parse, parse_when};
-use crate::schema::{ci_builds, deployments, environments, pipelines};
+use crate::schema::{ci_builds, deployments, environments, pipelines, projects};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -24,9 +25,33 @@ pub struct PipelineView {
     pub builds: Vec<BuildView>,
 }
 
+/// A pipeline without its builds, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineSummary {
+    pub id: PipelineId,
+    pub project_id: ProjectId,
+    pub git_ref: String,
+    pub sha: Option<String>,
+    pub status: PipelineStatus,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Which page of a project's pipelines to list, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineQuery {
+    /// Only pipelines in this status.
+    pub status: Option<PipelineStatus>,
+    /// Only pipelines older than this one (ids grow with time): the last id of the previous page.
+    pub before: Option<PipelineId>,
+    /// At most this many pipelines.
+    pub limit: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildView {
     pub id: BuildId,
+    pub pipeline_id: PipelineId,
     pub name: String,
     pub stage: String,
     pub status: BuildStatus,
@@ -63,6 +88,37 @@ type PipelineRow = (
     Option<DateTime<Utc>>,
 );
 
+const PIPELINE_COLUMNS: (
+    pipelines::id,
+    pipelines::project_id,
+    pipelines::ref_,
+    pipelines::sha,
+    pipelines::status,
+    pipelines::created_at,
+    pipelines::finished_at,
+) = (
+    pipelines::id,
+    pipelines::project_id,
+    pipelines::ref_,
+    pipelines::sha,
+    pipelines::status,
+    pipelines::created_at,
+    pipelines::finished_at,
+);
+
+fn pipeline_summary(row: PipelineRow) -> Result<PipelineSummary, StorageError> {
+    let (id, project_id, git_ref, sha, status, created_at, finished_at) = row;
+    Ok(PipelineSummary {
+        id: PipelineId(id),
+        project_id: ProjectId(project_id),
+        git_ref,
+        sha,
+        status: parse("pipelines.status", &status)?,
+        created_at,
+        finished_at,
+    })
+}
+
 /// Loads a pipeline and all its builds, in two statements of one read-only transaction so they
 /// agree with each other.
 pub fn load_pipeline(
@@ -75,32 +131,72 @@ pub fn load_pipeline(
         .run(|conn| {
             let row = pipelines::table
                 .find(id.0)
-                .select((
-                    pipelines::id,
-                    pipelines::project_id,
-                    pipelines::ref_,
-                    pipelines::sha,
-                    pipelines::status,
-                    pipelines::created_at,
-                    pipelines::finished_at,
-                ))
+                .select(PIPELINE_COLUMNS)
                 .first::<PipelineRow>(conn)
                 .optional()?
                 .ok_or(StorageError::NotFound {
                     entity: "pipeline",
                     id: id.0,
                 })?;
-            let builds = load_builds(conn, id)?;
+            let summary = pipeline_summary(row)?;
+            let builds = select_builds(conn, Builds::Of(id))?;
             Ok(PipelineView {
                 id,
-                project_id: ProjectId(row.1),
-                git_ref: row.2,
-                sha: row.3,
-                status: parse("pipelines.status", &row.4)?,
-                created_at: row.5,
-                finished_at: row.6,
+                project_id: summary.project_id,
+                git_ref: summary.git_ref,
+                sha: summary.sha,
+                status: summary.status,
+                created_at: summary.created_at,
+                finished_at: summary.finished_at,
                 builds,
             })
+        })
+}
+
+/// A page of a project's pipelines, newest first; see [`PipelineQuery`].
+pub fn list_pipelines(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    query: &PipelineQuery,
+) -> Result<Vec<PipelineSummary>, StorageError> {
+    conn.build_transaction().read_only().run(|conn| {
+        // Reads the index pipelines_project_id_id backwards from `before`.
+        let mut select = pipelines::table
+            .filter(pipelines::project_id.eq(project.0))
+            .order(pipelines::id.desc())
+            .limit(i64::from(query.limit))
+            .select(PIPELINE_COLUMNS)
+            .into_boxed();
+        if let Some(status) = query.status {
+            select = select.filter(pipelines::status.eq(status.as_str()));
+        }
+        if let Some(before) = query.before {
+            select = select.filter(pipelines::id.lt(before.0));
+        }
+        let rows = select.load::<PipelineRow>(conn)?;
+        // A pipeline proves its project exists; only an empty page needs to ask. Projects are
+        // never deleted, so the answer cannot change between the two statements.
+        if rows.is_empty() {
+            let exists = diesel::select(diesel::dsl::exists(projects::table.find(project.0)))
+                .get_result::<bool>(conn)?;
+            if !exists {
+                return Err(StorageError::NotFound {
+                    entity: "project",
+                    id: project.0,
+                });
+            }
+        }
+        rows.into_iter().map(pipeline_summary).collect()
+    })
+}
+
+/// One build, as [`load_pipeline`] shows it.
+pub fn load_build(conn: &mut PgConnection, id: BuildId) -> Result<BuildView, StorageError> {
+    select_builds(conn, Builds::One(id))?
+        .pop()
+        .ok_or(StorageError::NotFound {
+            entity: "build",
+            id: id.0,
         })
 }
 
@@ -118,6 +214,7 @@ type BuildRow = (
         i32,
     ),
     (
+        i64,
         Option<i64>,
         Option<DateTime<Utc>>,
         Option<String>,
@@ -129,13 +226,18 @@ type BuildRow = (
     (Option<i64>, Option<String>, Option<String>),
 );
 
-fn load_builds(
-    conn: &mut PgConnection,
-    pipeline: PipelineId,
-) -> Result<Vec<BuildView>, StorageError> {
-    let rows = ci_builds::table
+/// Which builds to select.
+#[derive(Debug, Clone, Copy)]
+enum Builds {
+    /// Every build of a pipeline.
+    Of(PipelineId),
+    One(BuildId),
+}
+
+/// Builds with their deployments, in id order: the one query behind every build read model.
+fn select_builds(conn: &mut PgConnection, which: Builds) -> Result<Vec<BuildView>, StorageError> {
+    let query = ci_builds::table
         .left_join(deployments::table.left_join(environments::table))
-        .filter(ci_builds::pipeline_id.eq(pipeline.0))
         .order(ci_builds::id.asc())
         .select((
             (
@@ -151,6 +253,7 @@ fn load_builds(
                 ci_builds::attempt,
             ),
             (
+                ci_builds::pipeline_id,
                 ci_builds::runner_id,
                 ci_builds::lease_expires_at,
                 ci_builds::failure_reason,
@@ -165,7 +268,12 @@ fn load_builds(
                 environments::name.nullable(),
             ),
         ))
-        .load::<BuildRow>(conn)?;
+        .into_boxed();
+    let query = match which {
+        Builds::Of(pipeline) => query.filter(ci_builds::pipeline_id.eq(pipeline.0)),
+        Builds::One(build) => query.filter(ci_builds::id.eq(build.0)),
+    };
+    let rows = query.load::<BuildRow>(conn)?;
     rows.into_iter().map(build_view).collect()
 }
 
@@ -176,6 +284,7 @@ fn build_view(row: BuildRow) -> Result<BuildView, StorageError> {
         deployment,
     ) = row;
     let (
+        pipeline_id,
         runner_id,
         lease_expires_at,
         failure_reason,
@@ -200,6 +309,7 @@ fn build_view(row: BuildRow) -> Result<BuildView, StorageError> {
         .transpose()?;
     Ok(BuildView {
         id: BuildId(id),
+        pipeline_id: PipelineId(pipeline_id),
         name,
         stage,
         status: parse("ci_builds.status", &status)?,

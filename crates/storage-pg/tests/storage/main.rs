@@ -6,6 +6,7 @@ mod lock_order;
 mod lock_recorder;
 mod notify;
 mod projects;
+mod reads;
 mod runners;
 mod support;
 mod transitions;
