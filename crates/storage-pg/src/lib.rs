@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod environments;
 mod error;
 mod invariants;
 mod locking;
@@ -17,6 +18,7 @@ mod stats;
 mod transitions;
 mod write;
 
+pub use environments::{DeploymentSummary, EnvironmentView, list_deployments, list_environments};
 pub use error::StorageError;
 pub use invariants::{Violation, check_invariants};
 pub use locking::Table;

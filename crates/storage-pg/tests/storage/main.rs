@@ -2,6 +2,7 @@
 
 mod acquire_race;
 mod deadlock;
+mod environments;
 mod lock_order;
 mod lock_recorder;
 mod notify;
