@@ -342,11 +342,12 @@ impl Worker<'_> {
         }
     }
 
-    /// Counts a refusal by the domain as expected and anything else as an error.
+    /// Counts a refusal by the domain, or a heartbeat finding its lease lost to the reaper, as
+    /// expected and anything else as an error.
     fn check<T>(&self, result: Result<T, StorageError>) -> Option<T> {
         match result {
             Ok(value) => Some(value),
-            Err(StorageError::Transition(_)) => {
+            Err(StorageError::Transition(_) | StorageError::LeaseLost { .. }) => {
                 self.shared.rejected.fetch_add(1, Ordering::Relaxed);
                 None
             }

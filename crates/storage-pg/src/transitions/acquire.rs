@@ -68,7 +68,8 @@ fn acquired(row: ClaimedRow) -> Result<AcquiredBuild, StorageError> {
     })
 }
 
-/// Extends the lease of a build the runner still holds.
+/// Extends the lease of a build the runner still holds. Another runner's build (or nobody's) is
+/// `NotHolder`; the runner's own build that has ended is `LeaseLost`.
 pub(crate) fn heartbeat(
     conn: &mut PgConnection,
     build: BuildId,
@@ -84,8 +85,9 @@ pub(crate) fn heartbeat(
         return Err(TransitionError::NotHolder { build, runner }.into());
     }
     let status: BuildStatus = parse("ci_builds.status", &row.status)?;
-    next(status, BuildEvent::Heartbeat)
-        .map_err(|source| TransitionError::Illegal { build, source })?;
+    // Still its runner, but no longer running: the build ended without it. That is not a client
+    // mistake (an illegal transition) but news the runner must act on, so it gets its own error.
+    next(status, BuildEvent::Heartbeat).map_err(|_| StorageError::LeaseLost { build, status })?;
     crate::write::extend_lease(locks.conn(), &held, build, lease_expires_at)?;
     Ok(Heartbeat {
         status,

@@ -468,7 +468,44 @@ fn heartbeats_extend_the_lease_and_stop_after_the_build_ends() {
         .tx()
         .heartbeat(build.id, runner, LEASE, now())
         .unwrap_err();
-    assert!(matches!(refusal(err), TransitionError::Illegal { .. }));
+    assert!(
+        matches!(
+            err,
+            StorageError::LeaseLost { build: b, status: BuildStatus::Success } if b == build.id
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_heartbeat_after_the_lease_expired_reports_the_lease_lost() {
+    let mut f = Fixture::new();
+    f.create(vec![job("a")]);
+    let build = f.acquire().unwrap();
+    let runner = f.runner;
+    let expired = f
+        .tx()
+        .expire_leases(build.lease_expires_at + TimeDelta::seconds(1), 10)
+        .unwrap();
+    assert_eq!(expired.len(), 1);
+    let err = f
+        .tx()
+        .heartbeat(build.id, runner, LEASE, now())
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::LeaseLost { build: b, status: BuildStatus::Failed } if b == build.id
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "build {} is failed: the runner no longer holds it",
+            build.id
+        )
+    );
 }
 
 #[test]
