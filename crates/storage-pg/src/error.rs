@@ -18,6 +18,12 @@ pub enum StorageError {
     /// expired, say): the runner should stop the job and drop it.
     #[error("build {build} is {status}: the runner no longer holds it")]
     LeaseLost { build: BuildId, status: BuildStatus },
+    /// A log append did not start where the log ends, or a read started past it.
+    #[error("the log ends at byte {end}")]
+    LogOffset { end: u64 },
+    /// A log append would make the log longer than allowed.
+    #[error("a build log may hold at most {limit} bytes")]
+    LogTooLarge { limit: u64 },
     /// Deadlocks or serialization failures persisted through every retry.
     #[error("gave up after {attempts} attempts: {last}")]
     Contention {

@@ -4,6 +4,7 @@ mod environments;
 mod error;
 mod invariants;
 mod locking;
+mod logs;
 mod migrations;
 mod notify;
 mod pool;
@@ -22,6 +23,7 @@ pub use environments::{DeploymentSummary, EnvironmentView, list_deployments, lis
 pub use error::StorageError;
 pub use invariants::{Violation, check_invariants};
 pub use locking::Table;
+pub use logs::{LogSlice, MAX_LOG_BYTES, append_log, read_log};
 pub use migrations::run_migrations;
 pub use notify::PENDING_CHANNEL;
 pub use pool::{PgPool, connection_pool};

@@ -5,6 +5,7 @@ mod deadlock;
 mod environments;
 mod lock_order;
 mod lock_recorder;
+mod logs;
 mod notify;
 mod projects;
 mod reads;

@@ -1,0 +1,230 @@
+//! Build logs: appended in contiguous chunks by the runner holding the build, read back in
+//! slices by anyone.
+
+use crate::StorageError;
+use crate::rows::parse;
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Binary, Nullable, Text};
+use lockstep_domain::{BuildEvent, BuildId, BuildStatus, RunnerId, TransitionError, next};
+
+/// The most log a build may have, in bytes. Appends past it are refused whole.
+pub const MAX_LOG_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Bytes of a log, and where to continue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSlice {
+    pub data: Vec<u8>,
+    /// The offset to ask for next: the requested offset plus `data.len()`.
+    pub next_offset: u64,
+    /// The build has finished and this slice reached the end of its log: nothing more will come.
+    pub complete: bool,
+}
+
+const APPEND_SQL: &str = include_str!("logs/append.sql");
+const READ_SQL: &str = include_str!("logs/read.sql");
+
+#[derive(Debug, QueryableByName)]
+struct AppendRow {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    runner_id: Option<i64>,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = BigInt)]
+    log_end: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    new_end: Option<i64>,
+}
+
+#[derive(Debug, QueryableByName)]
+struct ReadRow {
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = BigInt)]
+    log_end: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    slice_offset: Option<i64>,
+    #[diesel(sql_type = Nullable<Binary>)]
+    data: Option<Vec<u8>>,
+}
+
+/// Appends `data` to the log of `build` at byte `offset`, which must be where the log ends now,
+/// and returns the new end. Only the runner holding the build may append, and only while it runs
+/// (or is asked to stop). Empty `data` at the right offset writes nothing and succeeds, so a
+/// runner can ask where the log ends.
+///
+/// Errors, in the order they are checked: `NotFound` (no such build), `Transition(NotHolder)`
+/// (another runner's build, or nobody's), `LeaseLost` (this runner's build has ended),
+/// `LogOffset` (the log ends elsewhere; also what the loser of two appends at the same offset
+/// gets), `LogTooLarge` (the log would pass [`MAX_LOG_BYTES`]).
+///
+/// One statement when it succeeds; a second read only when two appends raced.
+pub fn append_log(
+    conn: &mut PgConnection,
+    build: BuildId,
+    runner: RunnerId,
+    offset: u64,
+    data: &[u8],
+) -> Result<u64, StorageError> {
+    let row = diesel::sql_query(APPEND_SQL)
+        .bind::<BigInt, _>(build.0)
+        .bind::<BigInt, _>(runner.0)
+        .bind::<BigInt, _>(to_bigint(offset))
+        .bind::<Binary, _>(data)
+        .bind::<BigInt, _>(to_bigint(MAX_LOG_BYTES))
+        .get_result::<AppendRow>(conn)
+        .optional()?
+        .ok_or(StorageError::NotFound {
+            entity: "build",
+            id: build.0,
+        })?;
+    if row.runner_id != Some(runner.0) {
+        return Err(TransitionError::NotHolder { build, runner }.into());
+    }
+    let status: BuildStatus = parse("ci_builds.status", &row.status)?;
+    if !may_append(status) {
+        return Err(StorageError::LeaseLost { build, status });
+    }
+    let end = offset_of("log end", row.log_end)?;
+    if end != offset {
+        return Err(StorageError::LogOffset { end });
+    }
+    if data.is_empty() {
+        return Ok(end);
+    }
+    let too_large = u64::try_from(data.len())
+        .ok()
+        .and_then(|len| end.checked_add(len))
+        .is_none_or(|new_end| new_end > MAX_LOG_BYTES);
+    if too_large {
+        return Err(StorageError::LogTooLarge {
+            limit: MAX_LOG_BYTES,
+        });
+    }
+    if let Some(new_end) = row.new_end {
+        return offset_of("new log end", new_end);
+    }
+    // Every check passed, yet nothing was inserted: another append took this offset first
+    // (ON CONFLICT DO NOTHING). Its commit is visible to a new statement.
+    let end = read(conn, build, offset, offset)?.log_end;
+    Err(StorageError::LogOffset {
+        end: offset_of("log end", end)?,
+    })
+}
+
+/// Reads up to `max_bytes` of the log of `build` from byte `offset`; see [`LogSlice`].
+///
+/// `LogOffset` if `offset` is past the end of the log, `NotFound` if there is no such build.
+/// One statement, so the bytes, the end and the build's status agree.
+pub fn read_log(
+    conn: &mut PgConnection,
+    build: BuildId,
+    offset: u64,
+    max_bytes: usize,
+) -> Result<LogSlice, StorageError> {
+    let window_end = offset.saturating_add(u64::try_from(max_bytes).unwrap_or(u64::MAX));
+    let rows = read(conn, build, offset, window_end)?;
+    let status: BuildStatus = parse("ci_builds.status", &rows.status)?;
+    let end = offset_of("log end", rows.log_end)?;
+    if offset > end {
+        return Err(StorageError::LogOffset { end });
+    }
+    let mut data = Vec::new();
+    let mut next_offset = offset;
+    for (slice_offset, bytes) in rows.slices {
+        if offset_of("chunk offset", slice_offset)? != next_offset {
+            return Err(gap(build, next_offset));
+        }
+        next_offset += u64::try_from(bytes.len()).expect("a slice fits in memory, so in u64");
+        data.extend_from_slice(&bytes);
+    }
+    if next_offset != end.min(window_end) {
+        return Err(gap(build, next_offset));
+    }
+    Ok(LogSlice {
+        data,
+        next_offset,
+        complete: status.is_terminal() && next_offset == end,
+    })
+}
+
+/// What [`READ_SQL`] returned for one build.
+#[derive(Debug)]
+struct ReadRows {
+    status: String,
+    log_end: i64,
+    /// (absolute offset of the first byte, bytes), in offset order.
+    slices: Vec<(i64, Vec<u8>)>,
+}
+
+fn read(
+    conn: &mut PgConnection,
+    build: BuildId,
+    from: u64,
+    to: u64,
+) -> Result<ReadRows, StorageError> {
+    let rows = diesel::sql_query(READ_SQL)
+        .bind::<BigInt, _>(build.0)
+        .bind::<BigInt, _>(to_bigint(from))
+        .bind::<BigInt, _>(to_bigint(to))
+        .load::<ReadRow>(conn)?;
+    let Some(first) = rows.first() else {
+        return Err(StorageError::NotFound {
+            entity: "build",
+            id: build.0,
+        });
+    };
+    let (status, log_end) = (first.status.clone(), first.log_end);
+    let slices = rows
+        .into_iter()
+        .filter_map(|row| row.slice_offset.zip(row.data))
+        .collect();
+    Ok(ReadRows {
+        status,
+        log_end,
+        slices,
+    })
+}
+
+/// A runner may append while it may heartbeat: while the build runs or is asked to stop.
+fn may_append(status: BuildStatus) -> bool {
+    next(status, BuildEvent::Heartbeat).is_ok()
+}
+
+fn gap(build: BuildId, at: u64) -> StorageError {
+    StorageError::corrupt(format!(
+        "the log of build {build} has a gap or an overlap at byte {at}"
+    ))
+}
+
+/// Offsets past `i64::MAX` cannot exist in the table; clamping keeps them past every real end.
+fn to_bigint(offset: u64) -> i64 {
+    i64::try_from(offset).unwrap_or(i64::MAX)
+}
+
+/// Offsets computed by the database are never negative (a CHECK on byte_offset, and lengths).
+fn offset_of(what: &str, value: i64) -> Result<u64, StorageError> {
+    u64::try_from(value).map_err(|_| StorageError::corrupt(format!("negative {what} {value}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statement spells the statuses that may append as literals; they must be the
+    /// domain's names for exactly the statuses in which a heartbeat is accepted.
+    #[test]
+    fn append_statuses_are_the_heartbeat_statuses() {
+        let names: Vec<String> = BuildStatus::ALL
+            .iter()
+            .filter(|s| may_append(**s))
+            .map(|s| format!("'{s}'"))
+            .collect();
+        let literal = format!("status IN ({})", names.join(", "));
+        assert_eq!(names.len(), 2, "running and canceling");
+        assert!(
+            APPEND_SQL.contains(&literal),
+            "append.sql lacks `{literal}`"
+        );
+    }
+}

@@ -1,0 +1,54 @@
+-- Append: adds $4 to build $1's log at byte $3, for runner $2, if that is exactly where the log
+-- ends, and returns what decided the outcome.
+--
+-- One statement for the whole happy path: the checks, the insert and the answer. It always
+-- returns one row while the build exists (none when it does not) with the build's runner and
+-- status, the log's end as this statement saw it, and the new end when it appended; the caller
+-- tells every refusal apart from that row alone.
+--
+-- Chunks stay contiguous without locking anything. An insert only happens at the end this
+-- statement saw, so two appends racing at the same offset both aim at the same primary key
+-- (build_id, byte_offset): the second waits for the first to commit, then ON CONFLICT skips it
+-- (new_end is NULL although every check passed), and the caller reads the end again to report.
+-- DO NOTHING rather than a unique violation: the loser learns the same thing without an error
+-- that would abort a surrounding transaction.
+--
+-- Known gap, accepted: the status check reads the build without locking it, so an append racing
+-- with the reaper failing the build (lease expiry) can land just after the build turned
+-- terminal. Closing it would need a share lock on the build row, taken through locking.rs.
+--
+-- Statuses are literals, as in claim.sql: the ones in which a heartbeat is accepted, as a unit
+-- test checks against the domain.
+--
+-- $1 build id, $2 runner id, $3 offset, $4 data, $5 the largest log allowed, in bytes.
+-- created_at takes the column default, the server's clock: the signature has no `now`.
+WITH build AS (
+    SELECT runner_id, status
+    FROM ci_builds
+    WHERE id = $1
+),
+tail AS (
+    -- The last chunk ends the log: one step down the primary key, however long the log.
+    SELECT COALESCE((
+        SELECT byte_offset + length(data)
+        FROM build_log_chunks
+        WHERE build_id = $1
+        ORDER BY byte_offset DESC
+        LIMIT 1
+    ), 0) AS log_end
+),
+appended AS (
+    INSERT INTO build_log_chunks (build_id, byte_offset, data)
+    SELECT $1, $3, $4
+    FROM build CROSS JOIN tail
+    WHERE build.runner_id = $2
+      AND build.status IN ('running', 'canceling')
+      AND tail.log_end = $3
+      AND length($4) > 0
+      -- Written as a difference so that no offset, however large, overflows bigint.
+      AND length($4) <= $5 - $3
+    ON CONFLICT (build_id, byte_offset) DO NOTHING
+    RETURNING byte_offset + length(data) AS new_end
+)
+SELECT build.runner_id, build.status, tail.log_end, (SELECT new_end FROM appended) AS new_end
+FROM build CROSS JOIN tail
