@@ -29,8 +29,8 @@ pub use notify::PENDING_CHANNEL;
 pub use pool::{PgPool, connection_pool};
 pub use projects::{ProjectView, create_project, list_projects, load_project};
 pub use reads::{
-    BuildView, DeploymentView, PipelineQuery, PipelineSummary, PipelineView, list_pipelines,
-    load_build, load_pipeline,
+    BuildView, DeploymentView, PipelineQuery, PipelineSummary, PipelineView, count_pending_builds,
+    list_pipelines, load_build, load_pipeline,
 };
 pub use retry::SqlState;
 pub use runners::{RunnerView, authenticate_runner, register_runner, retire_runner};

@@ -329,3 +329,11 @@ fn build_view(row: BuildRow) -> Result<BuildView, StorageError> {
         deployment,
     })
 }
+
+/// How many builds wait for a runner. Counts through the partial index of pending builds.
+pub fn count_pending_builds(conn: &mut PgConnection) -> Result<i64, StorageError> {
+    Ok(ci_builds::table
+        .filter(ci_builds::status.eq("pending"))
+        .count()
+        .get_result(conn)?)
+}
