@@ -1,1 +1,20 @@
 #![doc = include_str!("../README.md")]
+
+mod app;
+mod auth;
+mod blocking;
+mod dto;
+mod error;
+mod extract;
+mod handlers;
+mod metrics;
+mod openapi;
+mod reaper;
+mod router;
+mod server;
+mod wake;
+
+pub use app::{App, AppState, Settings};
+pub use openapi::openapi_json;
+pub use router::router;
+pub use server::{ServerConfig, run, serve, start};

@@ -1,0 +1,78 @@
+//! The application state every handler shares: the pool, the counters, the settings, the
+//! wake-up signal for long-polling runners and the shutdown signal.
+
+use crate::auth::TokenHash;
+use crate::metrics::Metrics;
+use crate::wake::Wake;
+use lockstep_storage_pg::{PgPool, TxStats};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What the server is configured with, after parsing and checking.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The admin token; only its hash is kept.
+    pub api_token: String,
+    /// How long a claimed build stays leased without a heartbeat.
+    pub lease: Duration,
+    /// How often the lease reaper looks for expired leases.
+    pub reaper_interval: Duration,
+}
+
+/// The shared state. Concrete types only: tests run it against a real database.
+#[derive(Debug)]
+pub struct App {
+    pub(crate) pool: PgPool,
+    pub(crate) stats: TxStats,
+    pub(crate) api_token: TokenHash,
+    pub(crate) lease: Duration,
+    pub(crate) reaper_interval: Duration,
+    pub(crate) wake: Wake,
+    pub(crate) metrics: Metrics,
+    shutdown: watch::Sender<bool>,
+}
+
+/// A cheap handle on [`App`] for axum.
+#[derive(Debug, Clone)]
+pub struct AppState(pub(crate) Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, settings: &Settings) -> Self {
+        Self(Arc::new(App {
+            pool,
+            stats: TxStats::default(),
+            api_token: TokenHash::of(&settings.api_token),
+            lease: settings.lease,
+            reaper_interval: settings.reaper_interval,
+            wake: Wake::default(),
+            metrics: Metrics::default(),
+            shutdown: watch::Sender::new(false),
+        }))
+    }
+
+    /// Asks long-polls, the reaper and the listener to stop.
+    pub fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once [`Self::shut_down`] was called.
+    pub async fn stopped(&self) {
+        let mut receiver = self.shutdown.subscribe();
+        // The sender lives as long as the app, so `wait_for` only returns on shutdown.
+        let _ = receiver.wait_for(|stopped| *stopped).await;
+    }
+
+    /// The transaction counters of this process.
+    pub fn stats(&self) -> &TxStats {
+        &self.stats
+    }
+}

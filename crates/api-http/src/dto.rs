@@ -1,0 +1,432 @@
+//! The JSON the API speaks: request and response bodies, with their OpenAPI schemas, and the
+//! conversions from storage's read models. Field names here are the public contract.
+
+use chrono::{DateTime, Utc};
+use lockstep_domain::JobDefinition;
+use lockstep_storage_pg::{
+    AcquiredBuild, BuildView, DeploymentSummary, DeploymentView, EnvironmentView, PipelineSummary,
+    PipelineView, ProjectView, RunnerView,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateProject {
+    /// Unique, 1 to 255 characters.
+    pub(crate) name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Project {
+    id: i64,
+    name: String,
+    created_at: DateTime<Utc>,
+}
+
+impl From<ProjectView> for Project {
+    fn from(view: ProjectView) -> Self {
+        Self {
+            id: view.id.0,
+            name: view.name,
+            created_at: view.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreatePipeline {
+    /// The branch or tag, 1 to 255 characters.
+    #[serde(rename = "ref")]
+    pub(crate) git_ref: String,
+    /// The commit, at most 64 characters.
+    #[serde(default)]
+    pub(crate) sha: Option<String>,
+    #[schema(value_type = Vec<JobSpec>)]
+    pub(crate) jobs: Vec<JobDefinition>,
+}
+
+/// One job of a pipeline definition (the schema of `lockstep_domain::JobDefinition`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct JobSpec {
+    /// Unique within the pipeline.
+    name: String,
+    /// Defaults to `test`. Stages run in the order they first appear.
+    stage: Option<String>,
+    /// Shell lines, run in one session that stops at the first failing line.
+    script: Vec<String>,
+    /// Jobs this one waits for. Absent: every job of earlier stages. Empty: none.
+    needs: Option<Vec<String>>,
+    /// `on_success` (default), `on_failure`, `always` or `manual`.
+    when: Option<String>,
+    allow_failure: Option<bool>,
+    /// Deploys to this environment: a deployment follows the build.
+    environment: Option<String>,
+    /// A runner must have all of these tags.
+    tags: Option<Vec<String>>,
+    /// Defaults to 3600.
+    timeout_seconds: Option<u32>,
+    /// Automatic retries when the runner is lost, 0 to 2.
+    retry: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Pipeline {
+    id: i64,
+    project_id: i64,
+    #[serde(rename = "ref")]
+    git_ref: String,
+    sha: Option<String>,
+    /// `created`, `pending`, `running`, `success`, `failed`, `canceling`, `canceled` or `skipped`.
+    status: String,
+    created_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    /// Every attempt of every job, in id order.
+    builds: Vec<Build>,
+}
+
+impl From<PipelineView> for Pipeline {
+    fn from(view: PipelineView) -> Self {
+        Self {
+            id: view.id.0,
+            project_id: view.project_id.0,
+            git_ref: view.git_ref,
+            sha: view.sha,
+            status: view.status.to_string(),
+            created_at: view.created_at,
+            finished_at: view.finished_at,
+            builds: view.builds.into_iter().map(Build::from).collect(),
+        }
+    }
+}
+
+/// A pipeline in a list: everything but its builds.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PipelineListItem {
+    id: i64,
+    project_id: i64,
+    #[serde(rename = "ref")]
+    git_ref: String,
+    sha: Option<String>,
+    status: String,
+    created_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<PipelineSummary> for PipelineListItem {
+    fn from(view: PipelineSummary) -> Self {
+        Self {
+            id: view.id.0,
+            project_id: view.project_id.0,
+            git_ref: view.git_ref,
+            sha: view.sha,
+            status: view.status.to_string(),
+            created_at: view.created_at,
+            finished_at: view.finished_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Build {
+    pub(crate) id: i64,
+    pipeline_id: i64,
+    name: String,
+    stage: String,
+    /// `created`, `pending`, `running`, `success`, `failed`, `canceling`, `canceled`,
+    /// `skipped` or `manual`.
+    pub(crate) status: String,
+    when: String,
+    allow_failure: bool,
+    needs: Option<Vec<String>>,
+    tags: Vec<String>,
+    attempt: u32,
+    runner_id: Option<i64>,
+    /// `script_failure`, `runner_lost`, `job_timeout` or `runner_system_failure`.
+    failure_reason: Option<String>,
+    exit_code: Option<i32>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    deployment: Option<Deployment>,
+}
+
+impl From<BuildView> for Build {
+    fn from(view: BuildView) -> Self {
+        Self {
+            id: view.id.0,
+            pipeline_id: view.pipeline_id.0,
+            name: view.name,
+            stage: view.stage,
+            status: view.status.to_string(),
+            when: view.when.as_str().to_owned(),
+            allow_failure: view.allow_failure,
+            needs: view.needs,
+            tags: view.tags,
+            attempt: view.attempt,
+            runner_id: view.runner_id.map(|r| r.0),
+            failure_reason: view.failure_reason.map(|r| r.as_str().to_owned()),
+            exit_code: view.exit_code,
+            created_at: view.created_at,
+            started_at: view.started_at,
+            finished_at: view.finished_at,
+            deployment: view.deployment.map(Deployment::from),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Deployment {
+    id: i64,
+    environment: String,
+    /// `created`, `running`, `success`, `failed`, `canceled`, `skipped` or `blocked`.
+    status: String,
+}
+
+impl From<DeploymentView> for Deployment {
+    fn from(view: DeploymentView) -> Self {
+        Self {
+            id: view.id.0,
+            environment: view.environment,
+            status: view.status.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Environment {
+    id: i64,
+    project_id: i64,
+    name: String,
+    created_at: DateTime<Utc>,
+    last_deployment: Option<DeploymentRecord>,
+}
+
+impl From<EnvironmentView> for Environment {
+    fn from(view: EnvironmentView) -> Self {
+        Self {
+            id: view.id,
+            project_id: view.project_id.0,
+            name: view.name,
+            created_at: view.created_at,
+            last_deployment: view.last_deployment.map(DeploymentRecord::from),
+        }
+    }
+}
+
+/// A deployment as an environment's history lists it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeploymentRecord {
+    id: i64,
+    build_id: i64,
+    pipeline_id: i64,
+    environment_id: i64,
+    environment: String,
+    status: String,
+    created_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<DeploymentSummary> for DeploymentRecord {
+    fn from(view: DeploymentSummary) -> Self {
+        Self {
+            id: view.id.0,
+            build_id: view.build_id.0,
+            pipeline_id: view.pipeline_id.0,
+            environment_id: view.environment_id,
+            environment: view.environment,
+            status: view.status.to_string(),
+            created_at: view.created_at,
+            finished_at: view.finished_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateRunner {
+    /// 1 to 255 characters.
+    pub(crate) name: String,
+    /// The runner takes only builds whose tags are all among these.
+    #[serde(default)]
+    pub(crate) tags: Vec<String>,
+}
+
+/// A registered runner. `token` appears only in the answer to registration.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Runner {
+    id: i64,
+    name: String,
+    tags: Vec<String>,
+    created_at: DateTime<Utc>,
+    /// The runner's bearer token. Shown once; only its hash is stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+impl Runner {
+    pub(crate) fn with_token(view: RunnerView, token: String) -> Self {
+        Self {
+            id: view.id.0,
+            name: view.name,
+            tags: view.tags,
+            created_at: view.created_at,
+            token: Some(token),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JobRequest {
+    /// How long to wait for a build, 0 to 30 seconds; 0 answers at once.
+    #[serde(default)]
+    pub(crate) wait_seconds: Option<u32>,
+}
+
+/// A build handed to a runner, with everything it needs to run it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Job {
+    /// The build id.
+    id: i64,
+    pipeline_id: i64,
+    name: String,
+    stage: String,
+    attempt: u32,
+    script: Vec<String>,
+    /// Environment variables for the script: `CI_JOB_ID`, `CI_PIPELINE_ID`, `CI_JOB_NAME`, …
+    variables: BTreeMap<String, String>,
+    timeout_seconds: u32,
+    lease_seconds: u64,
+    lease_expires_at: DateTime<Utc>,
+    deployment: Option<Deployment>,
+}
+
+impl Job {
+    pub(crate) fn new(build: AcquiredBuild, lease_seconds: u64) -> Self {
+        let variables = job_variables(&build);
+        Self {
+            id: build.id.0,
+            pipeline_id: build.pipeline_id.0,
+            name: build.name,
+            stage: build.stage,
+            attempt: build.attempt,
+            script: build.script,
+            variables,
+            timeout_seconds: build.timeout_seconds,
+            lease_seconds,
+            lease_expires_at: build.lease_expires_at,
+            deployment: build.deployment.map(|d| Deployment {
+                id: d.id.0,
+                environment: d.environment,
+                status: d.status.to_string(),
+            }),
+        }
+    }
+}
+
+fn job_variables(build: &AcquiredBuild) -> BTreeMap<String, String> {
+    let mut variables = BTreeMap::from([
+        ("CI".to_owned(), "true".to_owned()),
+        ("CI_JOB_ID".to_owned(), build.id.0.to_string()),
+        ("CI_JOB_NAME".to_owned(), build.name.clone()),
+        ("CI_JOB_STAGE".to_owned(), build.stage.clone()),
+        ("CI_JOB_ATTEMPT".to_owned(), build.attempt.to_string()),
+        ("CI_PIPELINE_ID".to_owned(), build.pipeline_id.0.to_string()),
+        ("CI_PROJECT_ID".to_owned(), build.project_id.0.to_string()),
+        ("CI_COMMIT_REF_NAME".to_owned(), build.git_ref.clone()),
+    ]);
+    if let Some(sha) = &build.sha {
+        variables.insert("CI_COMMIT_SHA".to_owned(), sha.clone());
+    }
+    if let Some(deployment) = &build.deployment {
+        variables.insert(
+            "CI_ENVIRONMENT_NAME".to_owned(),
+            deployment.environment.clone(),
+        );
+    }
+    variables
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HeartbeatAnswer {
+    /// `running`, or `canceling` when the runner should stop the job and finish it `canceled`.
+    pub(crate) status: String,
+    pub(crate) lease_expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum JobResult {
+    Success,
+    Failed,
+    Canceled,
+}
+
+/// Why a runner failed a build (`runner_lost` is the server's to decide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RunnerFailure {
+    ScriptFailure,
+    JobTimeout,
+    RunnerSystemFailure,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FinishRequest {
+    pub(crate) result: JobResult,
+    #[serde(default)]
+    pub(crate) exit_code: Option<i32>,
+    /// For `failed` only; defaults to `script_failure`.
+    #[serde(default)]
+    pub(crate) failure_reason: Option<RunnerFailure>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FinishAnswer {
+    pub(crate) id: i64,
+    /// The build's status after the report.
+    pub(crate) status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LogAppended {
+    /// Where the log ends now: the offset of the next append.
+    pub(crate) offset: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    pub(crate) status: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JobSpec;
+    use lockstep_domain::JobDefinition;
+    use utoipa::PartialSchema;
+
+    #[test]
+    fn job_spec_documents_exactly_the_fields_of_job_definition() {
+        let definition = serde_json::to_value(JobDefinition::default()).expect("serializes");
+        let mut fields: Vec<String> = definition
+            .as_object()
+            .expect("an object")
+            .keys()
+            .cloned()
+            .collect();
+        let schema = serde_json::to_value(JobSpec::schema()).expect("serializes");
+        let mut documented: Vec<String> = schema["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .cloned()
+            .collect();
+        fields.sort();
+        documented.sort();
+        assert_eq!(fields, documented);
+    }
+}

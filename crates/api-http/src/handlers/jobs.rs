@@ -1,0 +1,212 @@
+//! `/jobs/*`: the runner protocol. Request a build (long-poll), stream its log, heartbeat,
+//! and report the result. A runner touches only builds it holds.
+
+use crate::app::AppState;
+use crate::auth::Runner;
+use crate::blocking::with_conn;
+use crate::dto::{
+    FinishAnswer, FinishRequest, HeartbeatAnswer, Job, JobRequest, JobResult, LogAppended,
+    RunnerFailure,
+};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Json, Path, Query, body_error};
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use lockstep_domain::{BuildId, BuildResult, BuildStatus, FailureReason, TransitionError};
+use lockstep_storage_pg::{StorageError, Transitions, append_log, load_build};
+use serde::Deserialize;
+use std::time::Duration;
+use tokio::time::Instant;
+use utoipa::IntoParams;
+
+/// The longest a job request may wait.
+pub(crate) const MAX_WAIT_SECONDS: u32 = 30;
+/// The largest log chunk one call may append.
+pub(crate) const MAX_LOG_CHUNK: usize = 1024 * 1024;
+
+/// Asks for a build whose tags are all among the runner's. Waits up to `wait_seconds` for one
+/// to become pending; `204` when none did (or the server is shutting down).
+#[utoipa::path(post, path = "/api/v1/jobs/request", tag = "runner protocol",
+    request_body(content = JobRequest, description = "may be empty"),
+    responses((status = 201, body = Job), (status = 204, description = "no build within the wait"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("runner" = [])))]
+pub(crate) async fn request(
+    State(state): State<AppState>,
+    Runner(runner): Runner,
+    Json(body): Json<JobRequest>,
+) -> ApiResult<Response> {
+    let wait = body.wait_seconds.unwrap_or(0);
+    if wait > MAX_WAIT_SECONDS {
+        return Err(ApiError::invalid(
+            "wait_seconds",
+            format!("`wait_seconds` must be between 0 and {MAX_WAIT_SECONDS}"),
+        ));
+    }
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(u64::from(wait));
+    let _waiting = state.metrics.waiting();
+    loop {
+        // Subscribe before claiming, so a build made pending in between still wakes us.
+        let mut woken = state.wake.subscribe();
+        let tags = runner.tags.clone();
+        let (id, lease) = (runner.id, state.lease);
+        let claimed = with_conn(&state, move |conn, stats| {
+            Transitions::new(conn, stats).acquire(id, &tags, 1, lease, Utc::now())
+        })
+        .await?;
+        if let Some(build) = claimed.into_iter().next() {
+            state.metrics.acquired_after(started.elapsed());
+            let job = Job::new(build, state.lease.as_secs());
+            return Ok((StatusCode::CREATED, axum::Json(job)).into_response());
+        }
+        tokio::select! {
+            changed = woken.changed() => {
+                if changed.is_err() {
+                    return Ok(StatusCode::NO_CONTENT.into_response());
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => return Ok(StatusCode::NO_CONTENT.into_response()),
+            () = state.stopped() => return Ok(StatusCode::NO_CONTENT.into_response()),
+        }
+    }
+}
+
+/// Extends the lease of a build the runner holds, and says whether to stop it.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/heartbeat", tag = "runner protocol",
+    params(("id" = i64, Path, description = "build id")),
+    responses((status = 200, body = HeartbeatAnswer), (status = 401, body = ErrorBody),
+        (status = 403, description = "another runner holds the build", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 410, description = "the lease was lost: the build expired or finished; drop it", body = ErrorBody)),
+    security(("runner" = [])))]
+pub(crate) async fn heartbeat(
+    State(state): State<AppState>,
+    Runner(runner): Runner,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<HeartbeatAnswer>> {
+    let lease = state.lease;
+    let beat = with_conn(&state, move |conn, stats| {
+        Transitions::new(conn, stats).heartbeat(BuildId(id), runner.id, lease, Utc::now())
+    })
+    .await?;
+    Ok(axum::Json(HeartbeatAnswer {
+        status: beat.status.to_string(),
+        lease_expires_at: beat.lease_expires_at,
+    }))
+}
+
+/// Reports a build's result. Reporting the same result again changes nothing and answers 200.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/finish", tag = "runner protocol",
+    params(("id" = i64, Path, description = "build id")),
+    request_body = FinishRequest,
+    responses((status = 200, body = FinishAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "the build already finished with another result", body = ErrorBody),
+        (status = 410, description = "the lease was lost before the report", body = ErrorBody)),
+    security(("runner" = [])))]
+pub(crate) async fn finish(
+    State(state): State<AppState>,
+    Runner(runner): Runner,
+    Path(id): Path<i64>,
+    Json(body): Json<FinishRequest>,
+) -> ApiResult<axum::Json<FinishAnswer>> {
+    let result = build_result(&body)?;
+    let build = BuildId(id);
+    let status = with_conn(&state, move |conn, stats| {
+        let outcome = Transitions::new(conn, stats).finish(build, runner.id, result, Utc::now());
+        match outcome {
+            Ok(applied) => match applied.changes.iter().find(|c| c.id == build) {
+                Some(change) => Ok(change.to),
+                // Nothing changed: a repeated report, unless the lease had run out first.
+                None => lease_check(conn, build),
+            },
+            Err(error @ StorageError::Transition(TransitionError::Illegal { .. })) => {
+                lease_check(conn, build)?;
+                Err(error)
+            }
+            Err(error) => Err(error),
+        }
+    })
+    .await?;
+    Ok(axum::Json(FinishAnswer {
+        id,
+        status: status.to_string(),
+    }))
+}
+
+/// A build the reaper failed as `runner_lost` was not finished by its runner: its report is
+/// late, and the answer is 410 rather than an echo of the reaper's decision.
+fn lease_check(
+    conn: &mut diesel::pg::PgConnection,
+    build: BuildId,
+) -> Result<BuildStatus, StorageError> {
+    let view = load_build(conn, build)?;
+    if view.failure_reason == Some(FailureReason::RunnerLost) {
+        return Err(StorageError::LeaseLost {
+            build,
+            status: view.status,
+        });
+    }
+    Ok(view.status)
+}
+
+fn build_result(body: &FinishRequest) -> Result<BuildResult, ApiError> {
+    match (body.result, body.failure_reason) {
+        (JobResult::Success, None) => Ok(BuildResult::Success),
+        (JobResult::Canceled, None) => Ok(BuildResult::Canceled),
+        (JobResult::Failed, reason) => Ok(BuildResult::Failed {
+            reason: match reason.unwrap_or(RunnerFailure::ScriptFailure) {
+                RunnerFailure::ScriptFailure => FailureReason::ScriptFailure,
+                RunnerFailure::JobTimeout => FailureReason::JobTimeout,
+                RunnerFailure::RunnerSystemFailure => FailureReason::RunnerSystemFailure,
+            },
+            exit_code: body.exit_code,
+        }),
+        (_, Some(_)) => Err(ApiError::invalid(
+            "failure_reason",
+            "`failure_reason` is only for `result: failed`",
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AppendQuery {
+    /// Where this chunk starts: the log's current end.
+    offset: u64,
+}
+
+/// Appends raw bytes to the log of a build the runner holds. The chunk must start at the log's
+/// end; otherwise 416 says where the end is, so a runner resumes without loss or duplication.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/log", tag = "runner protocol",
+    params(("id" = i64, Path, description = "build id"), AppendQuery),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "at most 1 MiB"),
+    responses((status = 202, body = LogAppended), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 410, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 416, description = "`offset` is not the end; the body's `offset` (and header `X-Log-Offset`) is", body = ErrorBody)),
+    security(("runner" = [])))]
+pub(crate) async fn append(
+    State(state): State<AppState>,
+    Runner(runner): Runner,
+    Path(id): Path<i64>,
+    Query(query): Query<AppendQuery>,
+    request: Request,
+) -> ApiResult<(StatusCode, axum::Json<LogAppended>)> {
+    let data = Bytes::from_request(request, &())
+        .await
+        .map_err(|r| body_error(&r))?;
+    let end = with_conn(&state, move |conn, _| {
+        append_log(conn, BuildId(id), runner.id, query.offset, &data)
+    })
+    .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(LogAppended { offset: end }),
+    ))
+}

@@ -1,0 +1,86 @@
+//! `lockstep-server`: the REST API, the runner protocol and the lease reaper in one process.
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use lockstep_api_http::{ServerConfig, Settings};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The shortest admin token accepted: shorter ones are guessable.
+const MIN_TOKEN_CHARS: usize = 16;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lockstep-server",
+    version,
+    about = "Lockstep's CI build coordinator server"
+)]
+struct Args {
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL", required_unless_present = "print_openapi")]
+    database_url: Option<String>,
+    /// Address to listen on.
+    #[arg(long, env = "LOCKSTEP_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The token admin calls must present as `Authorization: Bearer <token>` (16+ characters).
+    #[arg(long, env = "LOCKSTEP_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// Seconds a claimed build stays leased without a heartbeat.
+    #[arg(long, env = "LOCKSTEP_LEASE_SECONDS", default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(2..=3600))]
+    lease_seconds: u64,
+    /// Database connections in the pool.
+    #[arg(long, env = "LOCKSTEP_POOL_SIZE", default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pool_size: u32,
+    /// Do not apply migrations at start (another process does it).
+    #[arg(long, env = "LOCKSTEP_SKIP_MIGRATIONS")]
+    skip_migrations: bool,
+    /// Print the OpenAPI document and exit.
+    #[arg(long, exclusive = true)]
+    print_openapi: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.print_openapi {
+        std::io::stdout()
+            .write_all(lockstep_api_http::openapi_json().as_bytes())
+            .context("cannot write to stdout")?;
+        return Ok(());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = config(args)?;
+    lockstep_api_http::serve(config).await
+}
+
+fn config(args: Args) -> anyhow::Result<ServerConfig> {
+    let Some(api_token) = args.api_token.filter(|t| !t.trim().is_empty()) else {
+        bail!(
+            "no API token: set LOCKSTEP_API_TOKEN (or pass --api-token) to a secret of at least \
+             {MIN_TOKEN_CHARS} characters, e.g. `export LOCKSTEP_API_TOKEN=$(openssl rand -hex 32)`"
+        );
+    };
+    if api_token.chars().count() < MIN_TOKEN_CHARS {
+        bail!("LOCKSTEP_API_TOKEN is too short: use at least {MIN_TOKEN_CHARS} characters");
+    }
+    let lease = Duration::from_secs(args.lease_seconds);
+    Ok(ServerConfig {
+        database_url: args.database_url.context("set DATABASE_URL")?,
+        listen: args.listen,
+        pool_size: args.pool_size,
+        migrate: !args.skip_migrations,
+        settings: Settings {
+            api_token,
+            lease,
+            // Expire a lost lease within a quarter of the lease after it passes.
+            reaper_interval: (lease / 4).max(Duration::from_millis(500)),
+        },
+    })
+}

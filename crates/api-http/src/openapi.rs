@@ -1,0 +1,95 @@
+//! The OpenAPI document, generated from the handlers' annotations, served at
+//! `/api/v1/openapi.json` and checked in at `docs/openapi.json`.
+
+use crate::handlers::{builds, environments, health, jobs, pipelines, projects, runners};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Lockstep",
+        description = "A CI build coordinator: pipelines of builds, deployments that follow them, and the protocol runners use to take and run builds. Conventions: docs/api.md.",
+    ),
+    paths(
+        projects::create, projects::list,
+        pipelines::create, pipelines::list, pipelines::get, pipelines::cancel, pipelines::retry,
+        builds::get, builds::cancel, builds::retry, builds::play, builds::log,
+        environments::list, environments::deployments,
+        runners::create, runners::delete,
+        jobs::request, jobs::heartbeat, jobs::finish, jobs::append,
+        health::healthz, health::readyz, health::metrics,
+    ),
+    modifiers(&Security),
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, description) in [
+            ("admin", "The server's LOCKSTEP_API_TOKEN."),
+            (
+                "runner",
+                "A runner token, as returned once by POST /api/v1/runners.",
+            ),
+        ] {
+            let mut scheme = Http::new(HttpAuthScheme::Bearer);
+            scheme.description = Some(description.to_owned());
+            components.add_security_scheme(name, SecurityScheme::Http(scheme));
+        }
+    }
+}
+
+/// The document as pretty JSON with a trailing newline, exactly as `docs/openapi.json` holds it.
+pub fn openapi_json() -> String {
+    let mut json = ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes");
+    json.push('\n');
+    json
+}
+
+pub(crate) async fn serve() -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], openapi_json())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::openapi_json;
+
+    #[test]
+    fn the_checked_in_openapi_document_is_up_to_date() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+        let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            checked_in == openapi_json(),
+            "docs/openapi.json differs from the server's document: run `cargo xtask openapi` and commit the result"
+        );
+    }
+
+    #[test]
+    fn every_route_is_documented() {
+        let document: serde_json::Value =
+            serde_json::from_str(&openapi_json()).expect("valid JSON");
+        let paths = document["paths"].as_object().expect("paths");
+        for path in [
+            "/api/v1/projects",
+            "/api/v1/projects/{id}/pipelines",
+            "/api/v1/pipelines/{id}/cancel",
+            "/api/v1/builds/{id}/log",
+            "/api/v1/jobs/request",
+            "/api/v1/jobs/{id}/log",
+            "/metrics",
+        ] {
+            assert!(
+                paths.contains_key(path),
+                "{path} is missing from the document"
+            );
+        }
+    }
+}

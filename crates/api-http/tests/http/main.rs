@@ -1,0 +1,8 @@
+//! HTTP-level tests of lockstep-server against a real PostgreSQL: the contract, bad input,
+//! the runner protocol over a real socket, and concurrency.
+
+mod support;
+
+mod concurrency;
+mod contract;
+mod long_poll;
