@@ -39,6 +39,36 @@ pub(crate) fn stress(root: &Path, seconds: u64, threads: u32) -> anyhow::Result<
     Ok(process::exit_code(status))
 }
 
+/// Writes the server's OpenAPI document to docs/openapi.json, where a test compares it.
+pub(crate) fn openapi(root: &Path) -> anyhow::Result<()> {
+    let output = process::cargo()
+        .current_dir(root)
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "lockstep-api-http",
+            "--bin",
+            "lockstep-server",
+        ])
+        .arg("--")
+        .arg("--print-openapi")
+        .output()
+        .context("cannot run lockstep-server")?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "lockstep-server --print-openapi failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let path = root.join("docs/openapi.json");
+    std::fs::write(&path, &output.stdout)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
 /// A cargo command pointed at the dev database, started and migrated.
 fn migrated_cargo(root: &Path) -> anyhow::Result<Command> {
     let url = db::ensure_started(root)?;

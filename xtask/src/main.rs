@@ -44,6 +44,8 @@ enum Task {
     },
     /// Everything CI checks: formatting, clippy, architecture, docs, tests.
     Ci,
+    /// Regenerate docs/openapi.json from the server's annotations.
+    Openapi,
     /// Start the database if needed, migrate, then run the concurrency stress test.
     Stress {
         /// How long to run.
@@ -74,6 +76,7 @@ fn run(task: Task) -> anyhow::Result<ExitCode> {
         Task::Migrate => cargo::migrate(&root).map(|()| ExitCode::SUCCESS),
         Task::Test { args } => cargo::test(&root, &args).map(|()| ExitCode::SUCCESS),
         Task::Ci => ci::run(&root).map(|()| ExitCode::SUCCESS),
+        Task::Openapi => cargo::openapi(&root).map(|()| ExitCode::SUCCESS),
         Task::Stress { seconds, threads } => cargo::stress(&root, seconds, threads),
     }
 }
