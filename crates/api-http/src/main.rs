@@ -5,6 +5,7 @@ use clap::Parser;
 use lockstep_api_http::{ServerConfig, Settings};
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// The shortest admin token accepted: shorter ones are guessable.
@@ -42,9 +43,22 @@ struct Args {
     print_openapi: bool,
 }
 
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line that names the fix, not a backtrace.
+            #[expect(clippy::print_stderr, reason = "the binary reports its fatal error")]
+            {
+                eprintln!("lockstep-server: {error:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn run(args: Args) -> anyhow::Result<()> {
     if args.print_openapi {
         std::io::stdout()
             .write_all(lockstep_api_http::openapi_json().as_bytes())

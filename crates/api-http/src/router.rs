@@ -86,7 +86,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         method,
         route,
         status,
-        latency_ms = latency.as_secs_f64() * 1000.0,
+        latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
         "request"
     );
     response
