@@ -414,3 +414,34 @@ async fn a_wrong_admin_token_is_refused_and_changes_nothing() {
     assert_eq!(refused["error"]["code"], "unauthorized");
     assert_eq!(app.fingerprint(), before);
 }
+
+#[tokio::test]
+async fn runners_get_only_builds_whose_tags_they_all_have() {
+    let app = TestApp::new();
+    let project = app.project("app").await;
+    let (_, plain) = app.runner("plain", &["linux"]).await;
+    let (_, gpu) = app.runner("gpu", &["linux", "gpu"]).await;
+    app.pipeline(
+        project,
+        json!([{ "name": "train", "script": ["train"], "tags": ["gpu", "linux"] }]),
+    )
+    .await;
+    assert!(app.claim(&plain).await.is_none(), "lacks the gpu tag");
+    let job = app.claim(&gpu).await.expect("has every tag");
+    assert_eq!(job["name"], "train");
+}
+
+#[tokio::test]
+async fn the_served_openapi_document_is_the_checked_in_one() {
+    let app = TestApp::new();
+    let served = app
+        .call(Method::GET, "/api/v1/openapi.json", As::Anonymous, "")
+        .await
+        .expect(StatusCode::OK);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+    let checked_in = std::fs::read(path).expect("docs/openapi.json exists");
+    assert!(
+        served.body == checked_in,
+        "docs/openapi.json is stale: run `cargo xtask openapi`"
+    );
+}

@@ -174,3 +174,49 @@ async fn a_lost_lease_fails_the_build_and_its_deployment() {
     );
     served.shut_down().await;
 }
+
+/// Diesel blocks; it must do so off the runtime. On a single-threaded runtime, a request stuck
+/// behind a row lock must not stop another request from being answered.
+#[tokio::test(flavor = "current_thread")]
+async fn a_blocked_query_does_not_stall_other_requests() {
+    use diesel::connection::SimpleConnection as _;
+    let app = TestApp::new();
+    let project = app.project("app").await;
+    let pipeline = app
+        .pipeline(project, json!([{ "name": "a", "script": ["true"] }]))
+        .await;
+    let id = pipeline["id"].as_i64().expect("id");
+    let served = app.serve().await;
+    // Another session holds the pipeline's row, so the cancel below waits in PostgreSQL. It
+    // lets go when told, or after 10 s: were the runtime thread blocked, nobody could tell it,
+    // and the timing assertion below would fail instead of the test hanging.
+    let mut holder = app.db.connect();
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM pipelines WHERE id = {id} FOR UPDATE"
+        ))
+        .expect("lock the pipeline row");
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _ = released.recv_timeout(Duration::from_secs(10));
+        holder.batch_execute("ROLLBACK").expect("release");
+    });
+    let url = served.url(&format!("/api/v1/pipelines/{id}/cancel"));
+    let cancel = tokio::spawn(async move { post(&url, ADMIN, &json!({})).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!cancel.is_finished(), "the cancel waits for the row lock");
+    let started = Instant::now();
+    let health = client()
+        .get(served.url("/healthz"))
+        .send()
+        .await
+        .expect("answered while the cancel is blocked");
+    let waited = started.elapsed();
+    release.send(()).expect("the holder listens");
+    holder.join().expect("the holder releases");
+    assert_eq!(health.status().as_u16(), 200);
+    assert!(waited < Duration::from_secs(5), "healthz waited {waited:?}");
+    let (status, body) = cancel.await.expect("the cancel completes");
+    assert_eq!(status, StatusCode::OK, "{body}");
+    served.shut_down().await;
+}
