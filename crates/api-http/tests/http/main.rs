@@ -6,3 +6,4 @@ mod support;
 mod concurrency;
 mod contract;
 mod long_poll;
+mod unavailable;
