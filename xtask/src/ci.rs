@@ -11,7 +11,14 @@ const DOMAIN_CRATE: &str = "lockstep-domain";
 
 /// Packages `lockstep-domain` must not pull in: it has no IO, no async and knows no other crate
 /// of ours (dependencies point inward).
-const FORBIDDEN_IN_DOMAIN: &[&str] = &["diesel", "tokio", "axum", "r2d2"];
+const FORBIDDEN_IN_DOMAIN: &[&str] = &[
+    "diesel",
+    "tokio",
+    "tokio-postgres",
+    "axum",
+    "r2d2",
+    "reqwest",
+];
 
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     cargo_step(root, &["fmt", "--all", "--", "--check"]).context("formatting check failed")?;
