@@ -45,6 +45,7 @@ pub(crate) struct CreatePipeline {
     #[serde(default)]
     pub(crate) sha: Option<String>,
     #[schema(value_type = Vec<JobSpec>)]
+    #[serde(deserialize_with = "crate::extract::objects")]
     pub(crate) jobs: Vec<JobDefinition>,
 }
 

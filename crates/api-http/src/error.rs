@@ -190,9 +190,12 @@ fn illegal(message: String) -> ApiError {
 
 impl From<DefinitionError> for ApiError {
     fn from(error: DefinitionError) -> Self {
+        // Only `jobs` belongs to the pipeline as a whole; any other field without a job is
+        // the name of a job that has none, so it reads `jobs[].name` as the pattern says.
         let field = match error.job_name() {
             Some(job) => format!("jobs[{job}].{}", error.field()),
-            None => error.field().to_owned(),
+            None if error.field() == "jobs" => "jobs".to_owned(),
+            None => format!("jobs[].{}", error.field()),
         };
         Self::invalid(field, error.to_string())
     }

@@ -11,7 +11,9 @@ pub(crate) mod runners;
 
 use crate::error::ApiError;
 
-/// Checks a required name-like field: not blank, at most 255 characters.
+/// Checks a required name-like field: not blank, at most 255 characters, no control
+/// characters (as for the names in a pipeline definition). A NUL would otherwise reach
+/// PostgreSQL, whose text cannot hold it, and come back as a 500.
 pub(crate) fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
     if value.trim().is_empty() {
         return Err(ApiError::invalid(
@@ -23,6 +25,12 @@ pub(crate) fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
         return Err(ApiError::invalid(
             field,
             format!("`{field}` must be at most 255 characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            field,
+            format!("`{field}` must not contain control characters"),
         ));
     }
     Ok(())

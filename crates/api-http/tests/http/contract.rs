@@ -445,3 +445,16 @@ async fn the_served_openapi_document_is_the_checked_in_one() {
         "docs/openapi.json is stale: run `cargo xtask openapi`"
     );
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let app = TestApp::new();
+    app.call(
+        Method::GET,
+        "/api/v1/projects",
+        As::Header(&format!("bearer {}", crate::support::ADMIN)),
+        "",
+    )
+    .await
+    .expect(StatusCode::OK);
+}

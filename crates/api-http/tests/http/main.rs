@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bad_input;
 mod concurrency;
 mod contract;
 mod long_poll;

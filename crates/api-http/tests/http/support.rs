@@ -24,6 +24,8 @@ pub(crate) enum As<'a> {
     Runner(&'a str),
     Anonymous,
     Token(&'a str),
+    /// A raw `Authorization` header.
+    Header(&'a str),
 }
 
 pub(crate) struct TestApp {
@@ -102,6 +104,7 @@ impl TestApp {
             As::Runner(token) | As::Token(token) => {
                 request = request.header("authorization", format!("Bearer {token}"));
             }
+            As::Header(value) => request = request.header("authorization", value),
             As::Anonymous => {}
         }
         let request = request.body(body.into()).expect("a valid request");

@@ -18,7 +18,12 @@ async fn call(app: &axum::Router, path: &str) -> (StatusCode, Vec<u8>) {
         .expect("a request");
     let response = app.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
-    let body = response.into_body().collect().await.expect("a body").to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
     (status, body.to_vec())
 }
 
@@ -44,5 +49,8 @@ async fn an_unreachable_database_is_a_503_not_a_500() {
     let (status, metrics) = call(&app, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
     let metrics = String::from_utf8(metrics).expect("utf-8");
-    assert!(!metrics.contains("lockstep_builds_pending"), "no gauge without a database");
+    assert!(
+        !metrics.contains("lockstep_builds_pending"),
+        "no gauge without a database"
+    );
 }
