@@ -1,1 +1,11 @@
 #![doc = include_str!("../README.md")]
+
+mod backoff;
+mod client;
+mod job;
+mod log;
+mod process;
+mod script;
+mod worker;
+
+pub use worker::{Config, Shutdown, run};

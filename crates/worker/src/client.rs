@@ -1,0 +1,202 @@
+//! The runner protocol, client side: request a job, heartbeat, append log chunks, finish.
+//! Every call maps the server's answer onto [`CallError`], which says what the caller can do.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A build handed to this runner.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Job {
+    pub(crate) id: i64,
+    pub(crate) pipeline_id: i64,
+    pub(crate) name: String,
+    pub(crate) script: Vec<String>,
+    pub(crate) variables: BTreeMap<String, String>,
+    pub(crate) timeout_seconds: u64,
+    pub(crate) lease_seconds: u64,
+}
+
+/// What the server says about a running build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Beat {
+    Running,
+    /// Someone canceled the build: stop it and finish it `canceled`.
+    Canceling,
+}
+
+/// How a build ended, as reported to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Report {
+    pub(crate) result: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) failure_reason: Option<&'static str>,
+}
+
+/// Why a call did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CallError {
+    /// The server is unreachable or answered 5xx: try again later.
+    #[error("server unavailable: {0}")]
+    Unavailable(String),
+    /// 401: the token was refused; nothing will work until the runner is registered again.
+    #[error("the server refused the runner token")]
+    Unauthorized,
+    /// 410: the lease on the build ended; drop it.
+    #[error("the lease on the build is lost")]
+    Gone,
+    /// 416: the log ends elsewhere than where the chunk started.
+    #[error("the log ends at byte {0}")]
+    Offset(u64),
+    /// Any other refusal (403, 404, 409, 4xx): retrying will not help.
+    #[error("refused with {status}: {body}")]
+    Refused { status: u16, body: String },
+}
+
+/// A client for one runner token.
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+/// How long an ordinary call may take before it counts as a network failure.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Client {
+    pub(crate) fn new(base: &str, token: &str) -> Result<Self, CallError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|error| CallError::Unavailable(error.to_string()))?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+        })
+    }
+
+    fn post(&self, path: &str, timeout: Duration) -> reqwest::RequestBuilder {
+        self.http
+            .post(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(timeout)
+    }
+
+    /// Waits up to `wait_seconds` for a build; `None` when none came.
+    pub(crate) async fn request_job(&self, wait_seconds: u32) -> Result<Option<Job>, CallError> {
+        let timeout = Duration::from_secs(u64::from(wait_seconds)) + CALL_TIMEOUT;
+        let response = send(
+            self.post("/jobs/request", timeout)
+                .json(&serde_json::json!({ "wait_seconds": wait_seconds })),
+        )
+        .await?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        let job = response
+            .json::<Job>()
+            .await
+            .map_err(|error| CallError::Unavailable(format!("unreadable job: {error}")))?;
+        Ok(Some(job))
+    }
+
+    pub(crate) async fn heartbeat(&self, build: i64) -> Result<Beat, CallError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            status: String,
+        }
+        let response = send(self.post(&format!("/jobs/{build}/heartbeat"), CALL_TIMEOUT)).await?;
+        let answer = response
+            .json::<Answer>()
+            .await
+            .map_err(|error| CallError::Unavailable(format!("unreadable heartbeat: {error}")))?;
+        Ok(if answer.status == "canceling" {
+            Beat::Canceling
+        } else {
+            Beat::Running
+        })
+    }
+
+    /// Appends `data` at `offset`; returns where the log ends now.
+    pub(crate) async fn append_log(
+        &self,
+        build: i64,
+        offset: u64,
+        data: Vec<u8>,
+    ) -> Result<u64, CallError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            offset: u64,
+        }
+        let request = self
+            .post(&format!("/jobs/{build}/log?offset={offset}"), CALL_TIMEOUT)
+            .header("content-type", "application/octet-stream")
+            .body(data);
+        let answer = send(request)
+            .await?
+            .json::<Answer>()
+            .await
+            .map_err(|error| CallError::Unavailable(format!("unreadable log answer: {error}")))?;
+        Ok(answer.offset)
+    }
+
+    pub(crate) async fn finish(&self, build: i64, report: &Report) -> Result<(), CallError> {
+        send(
+            self.post(&format!("/jobs/{build}/finish"), CALL_TIMEOUT)
+                .json(report),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|error| CallError::Unavailable(error.to_string()))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let code = status.as_u16();
+    let body = response.text().await.unwrap_or_default();
+    Err(match code {
+        401 => CallError::Unauthorized,
+        410 => CallError::Gone,
+        416 => offset_of(&body).map_or_else(
+            || CallError::Refused {
+                status: code,
+                body: body.clone(),
+            },
+            CallError::Offset,
+        ),
+        // 429 and 5xx pass; anything else is a refusal that retrying cannot fix.
+        429 | 500..=599 => CallError::Unavailable(format!("{status}: {body}")),
+        _ => CallError::Refused { status: code, body },
+    })
+}
+
+/// The log's end, from a 416 answer's `{"error": {"offset": N}}`.
+fn offset_of(body: &str) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    value["error"]["offset"].as_u64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::offset_of;
+
+    #[test]
+    fn the_log_end_is_read_from_a_416_body() {
+        assert_eq!(
+            offset_of(r#"{"error":{"code":"log_offset","message":"m","offset":42}}"#),
+            Some(42)
+        );
+        assert_eq!(offset_of("not json"), None);
+    }
+}

@@ -1,0 +1,281 @@
+//! Running one build: its directory and script, the process, heartbeats, the timeout, the log
+//! stream, and the report, which is re-sent until the server takes it or the lease is gone.
+
+use crate::backoff::Backoff;
+use crate::client::{Beat, CallError, Client, Job, Report};
+use crate::log::{Streamed, stream};
+use crate::process::{Exit, Script};
+use crate::script;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long a stopped script gets between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What every build of this worker shares.
+#[derive(Debug, Clone)]
+pub(crate) struct Runner {
+    pub(crate) client: Client,
+    pub(crate) shell: PathBuf,
+    pub(crate) work_dir: PathBuf,
+}
+
+/// Why the script stopped, when it did not simply exit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Canceled,
+    Timeout,
+    LeaseLost,
+    ShuttingDown,
+}
+
+/// Runs `job` to the end and reports it. `abort` cancels it (the worker is shutting down).
+pub(crate) async fn run(runner: &Runner, job: Job, abort: CancellationToken) {
+    let started = Instant::now();
+    tracing::info!(build_id = job.id, pipeline_id = job.pipeline_id, name = %job.name, "build started");
+    let dir = runner.work_dir.join(format!("build-{}", job.id));
+    // Heartbeats go on until the report is delivered, so that a server that was away while
+    // the build ended does not expire it while the report is retried.
+    let beats = CancellationToken::new();
+    let (heartbeat, beat) = spawn_heartbeat(runner.client.clone(), &job, beats.clone());
+    let report = match execute(runner, &job, &dir, &abort, beat).await {
+        Ok(report) => report,
+        Err(error) => {
+            tracing::error!(build_id = job.id, %error, "could not run the build");
+            Some(Report {
+                result: "failed",
+                exit_code: None,
+                failure_reason: Some("runner_system_failure"),
+            })
+        }
+    };
+    if let Err(error) = std::fs::remove_dir_all(&dir)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(build_id = job.id, %error, dir = %dir.display(), "cannot remove the build directory");
+    }
+    let Some(report) = report else {
+        beats.cancel();
+        tracing::warn!(
+            build_id = job.id,
+            duration_ms = millis(started),
+            "build dropped: the lease was lost"
+        );
+        return;
+    };
+    let accepted = deliver(&runner.client, job.id, &report).await;
+    beats.cancel();
+    let _ = heartbeat.await;
+    tracing::info!(
+        build_id = job.id,
+        result = report.result,
+        exit_code = report.exit_code,
+        reported = accepted,
+        duration_ms = millis(started),
+        "build finished"
+    );
+}
+
+fn millis(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Runs the script; `None` when the lease was lost and nothing must be reported.
+async fn execute(
+    runner: &Runner,
+    job: &Job,
+    dir: &Path,
+    abort: &CancellationToken,
+    mut beat: mpsc::Receiver<Stop>,
+) -> std::io::Result<Option<Report>> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let bash = runner.shell.file_name().is_some_and(|name| name == "bash");
+    let script_path = dir.join(".lockstep-script.sh");
+    std::fs::write(
+        &script_path,
+        script::render(&job.script, std::process::id(), bash),
+    )?;
+    let (mut script, output) = Script::spawn(&runner.shell, &script_path, dir, &job.variables)?;
+    tracing::debug!(build_id = job.id, pid = script.pid(), "script started");
+
+    // Output and the worker's own notes share one channel, so notes land in order.
+    let (notes, merged) = mpsc::channel(16);
+    let forward = tokio::spawn(forward(output, notes.clone()));
+    let stop_streaming = CancellationToken::new();
+    let upload = {
+        let client = runner.client.clone();
+        let token = stop_streaming.clone();
+        let id = job.id;
+        tokio::spawn(async move { stream(&client, id, merged, token).await })
+    };
+
+    let timeout = tokio::time::sleep(Duration::from_secs(job.timeout_seconds));
+    tokio::pin!(timeout);
+    let stopped = tokio::select! {
+        exit = script.wait() => Err(exit?),
+        () = &mut timeout => Ok(Stop::Timeout),
+        () = abort.cancelled() => Ok(Stop::ShuttingDown),
+        stop = beat.recv() => Ok(stop.unwrap_or(Stop::LeaseLost)),
+    };
+    let exit = match stopped {
+        Err(exit) => exit,
+        Ok(_) => script.stop(STOP_GRACE).await?,
+    };
+    // Background jobs and the watchdog may still hold the pipe: end them so the log closes.
+    script.kill_group();
+    let stop = stopped.ok();
+    if let Some(note) = stop.and_then(note) {
+        let _ = notes.send(note.as_bytes().to_vec()).await;
+    }
+    drop(notes);
+    let _ = forward.await;
+    if stop == Some(Stop::LeaseLost) {
+        stop_streaming.cancel();
+    }
+    let streamed = upload.await.unwrap_or(Streamed::Abandoned);
+    if stop == Some(Stop::LeaseLost) || streamed == Streamed::LeaseLost {
+        return Ok(None);
+    }
+    Ok(Some(report(stop, exit)))
+}
+
+fn note(stop: Stop) -> Option<&'static str> {
+    match stop {
+        Stop::Canceled => {
+            Some("\nlockstep-worker: the build was canceled; its processes were stopped\n")
+        }
+        Stop::Timeout => {
+            Some("\nlockstep-worker: the build ran past its timeout and was stopped\n")
+        }
+        Stop::ShuttingDown => {
+            Some("\nlockstep-worker: the worker is shutting down; the build was stopped\n")
+        }
+        Stop::LeaseLost => None,
+    }
+}
+
+fn report(stop: Option<Stop>, exit: Exit) -> Report {
+    match (stop, exit) {
+        (Some(Stop::Canceled | Stop::ShuttingDown), _) => Report {
+            result: "canceled",
+            exit_code: None,
+            failure_reason: None,
+        },
+        (Some(Stop::Timeout), _) => Report {
+            result: "failed",
+            exit_code: None,
+            failure_reason: Some("job_timeout"),
+        },
+        (_, Exit::Code(0)) => Report {
+            result: "success",
+            exit_code: None,
+            failure_reason: None,
+        },
+        (_, Exit::Code(code)) => Report {
+            result: "failed",
+            exit_code: Some(code),
+            failure_reason: Some("script_failure"),
+        },
+        (_, Exit::Signal) => Report {
+            result: "failed",
+            exit_code: None,
+            failure_reason: Some("script_failure"),
+        },
+    }
+}
+
+async fn forward(mut output: mpsc::Receiver<Vec<u8>>, to: mpsc::Sender<Vec<u8>>) {
+    while let Some(chunk) = output.recv().await {
+        if to.send(chunk).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Heartbeats at a third of the lease until `done`; sends a [`Stop`] when the server says to.
+fn spawn_heartbeat(
+    client: Client,
+    job: &Job,
+    done: CancellationToken,
+) -> (JoinHandle<()>, mpsc::Receiver<Stop>) {
+    let (sender, receiver) = mpsc::channel(1);
+    let every = Duration::from_secs(job.lease_seconds)
+        .div_f64(3.0)
+        .max(Duration::from_millis(200));
+    let id = job.id;
+    let task = tokio::spawn(async move {
+        let mut canceling_sent = false;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = done.cancelled() => return,
+            }
+            match client.heartbeat(id).await {
+                Ok(Beat::Running) => {}
+                Ok(Beat::Canceling) if !canceling_sent => {
+                    canceling_sent = true;
+                    let _ = sender.send(Stop::Canceled).await;
+                }
+                Ok(Beat::Canceling) => {}
+                Err(CallError::Gone | CallError::Refused { .. }) => {
+                    let _ = sender.send(Stop::LeaseLost).await;
+                    return;
+                }
+                Err(error) => tracing::warn!(build_id = id, %error, "heartbeat failed"),
+            }
+        }
+    });
+    (task, receiver)
+}
+
+/// Sends the report until the server takes it. Returns whether it did.
+async fn deliver(client: &Client, build: i64, report: &Report) -> bool {
+    let mut backoff = Backoff::default();
+    loop {
+        match client.finish(build, report).await {
+            Ok(()) => return true,
+            Err(CallError::Unavailable(error)) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(build_id = build, %error, retry_in_ms = delay.as_millis(), "report not delivered");
+                tokio::time::sleep(delay).await;
+            }
+            Err(CallError::Gone) => {
+                tracing::warn!(build_id = build, "report refused: the lease was lost first");
+                return false;
+            }
+            Err(error) => {
+                tracing::error!(build_id = build, %error, "report refused");
+                return false;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Stop, report};
+    use crate::process::Exit;
+
+    #[test]
+    fn exits_and_stops_map_onto_reports() {
+        assert_eq!(report(None, Exit::Code(0)).result, "success");
+        let failed = report(None, Exit::Code(3));
+        assert_eq!((failed.result, failed.exit_code), ("failed", Some(3)));
+        assert_eq!(
+            report(Some(Stop::Canceled), Exit::Signal).result,
+            "canceled"
+        );
+        assert_eq!(
+            report(Some(Stop::ShuttingDown), Exit::Code(0)).result,
+            "canceled"
+        );
+        let timeout = report(Some(Stop::Timeout), Exit::Signal);
+        assert_eq!(timeout.failure_reason, Some("job_timeout"));
+    }
+}

@@ -1,0 +1,152 @@
+//! Streams a build's output to the server in chunks, by offset, so that after any network
+//! failure it resumes exactly where the server's copy ends: nothing lost, nothing twice.
+
+use crate::backoff::Backoff;
+use crate::client::{CallError, Client};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Send once this much output is waiting...
+const FLUSH_BYTES: usize = 64 * 1024;
+/// ...or once output has waited this long.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// The server's limit on one chunk.
+const MAX_CHUNK: usize = 1024 * 1024;
+
+/// How streaming ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Streamed {
+    /// Every byte reached the server.
+    Complete { bytes: u64 },
+    /// The server said the lease is gone; the rest was dropped.
+    LeaseLost,
+    /// Given up on (the build is being abandoned).
+    Abandoned,
+}
+
+/// Output not yet acknowledged, and the server offset its first byte goes to.
+#[derive(Debug, Default)]
+struct Pending {
+    offset: u64,
+    bytes: Vec<u8>,
+}
+
+impl Pending {
+    /// The server now holds everything before `end`: drop what it acknowledged.
+    fn acknowledge(&mut self, end: u64) {
+        let held = usize::try_from(end.saturating_sub(self.offset)).unwrap_or(usize::MAX);
+        if end < self.offset || held > self.bytes.len() {
+            // The server's log is not the one we were writing: something else appended or it
+            // lost data. Keep writing at its end rather than fail the build over its log.
+            tracing::warn!(
+                end,
+                offset = self.offset,
+                "log offsets disagree; continuing at the server's end"
+            );
+            self.bytes.clear();
+        } else {
+            self.bytes.drain(..held);
+        }
+        self.offset = end;
+    }
+}
+
+/// Uploads everything `output` yields until it closes, then flushes the rest.
+pub(crate) async fn stream(
+    client: &Client,
+    build: i64,
+    mut output: mpsc::Receiver<Vec<u8>>,
+    abandon: CancellationToken,
+) -> Streamed {
+    let mut pending = Pending::default();
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let flush = tokio::select! {
+            chunk = output.recv() => match chunk {
+                Some(chunk) => {
+                    pending.bytes.extend_from_slice(&chunk);
+                    pending.bytes.len() >= FLUSH_BYTES
+                }
+                None => break,
+            },
+            _ = tick.tick() => !pending.bytes.is_empty(),
+            () = abandon.cancelled() => return Streamed::Abandoned,
+        };
+        if flush && let Some(end) = upload(client, build, &mut pending, &abandon).await {
+            return end;
+        }
+    }
+    match upload(client, build, &mut pending, &abandon).await {
+        Some(end) => end,
+        None => Streamed::Complete {
+            bytes: pending.offset,
+        },
+    }
+}
+
+/// Sends all pending bytes; `Some` when streaming must stop.
+async fn upload(
+    client: &Client,
+    build: i64,
+    pending: &mut Pending,
+    abandon: &CancellationToken,
+) -> Option<Streamed> {
+    let mut backoff = Backoff::default();
+    while !pending.bytes.is_empty() {
+        let size = pending.bytes.len().min(MAX_CHUNK);
+        let chunk = pending.bytes[..size].to_vec();
+        match client.append_log(build, pending.offset, chunk).await {
+            Ok(end) | Err(CallError::Offset(end)) => {
+                // A 416 usually means an earlier send arrived but its answer did not.
+                pending.acknowledge(end);
+                backoff.reset();
+            }
+            Err(CallError::Gone) => return Some(Streamed::LeaseLost),
+            Err(CallError::Unavailable(error)) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(build_id = build, %error, retry_in_ms = delay.as_millis(), "log upload failed");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = abandon.cancelled() => return Some(Streamed::Abandoned),
+                }
+            }
+            Err(error) => {
+                tracing::error!(build_id = build, %error, "log upload refused; dropping the rest of the log");
+                return Some(Streamed::Abandoned);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pending;
+
+    #[test]
+    fn an_acknowledgement_drops_exactly_what_the_server_holds() {
+        let mut pending = Pending {
+            offset: 10,
+            bytes: b"abcdef".to_vec(),
+        };
+        pending.acknowledge(13);
+        assert_eq!(
+            (pending.offset, pending.bytes.as_slice()),
+            (13, &b"def"[..])
+        );
+        pending.acknowledge(16);
+        assert_eq!((pending.offset, pending.bytes.len()), (16, 0));
+    }
+
+    #[test]
+    fn an_end_outside_what_we_sent_moves_to_the_servers_end() {
+        let mut pending = Pending {
+            offset: 10,
+            bytes: b"abc".to_vec(),
+        };
+        pending.acknowledge(99);
+        assert_eq!((pending.offset, pending.bytes.len()), (99, 0));
+    }
+}

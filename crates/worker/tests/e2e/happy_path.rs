@@ -1,0 +1,109 @@
+//! A pipeline build → test → deploy runs on a real worker, with byte-exact logs, also across a
+//! server restart.
+
+use crate::support::{Stack, build};
+use serde_json::json;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Lines of `out N` on stdout and `err N` on stderr, alternating: about 100 KB, so the log
+/// travels in several chunks and the merge order of the two streams shows.
+const INTERLEAVED: &str =
+    r#"i=1; while [ $i -le 6000 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done"#;
+
+fn interleaved_output() -> String {
+    let mut text = String::new();
+    for i in 1..=6000 {
+        let _ = writeln!(text, "out {i}");
+        let _ = writeln!(text, "err {i}");
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn build_test_deploy_succeeds_with_byte_exact_logs() {
+    let stack = Stack::new(Duration::from_secs(10)).await;
+    let _worker = stack.worker(&[]);
+    let id = stack
+        .submit(json!([
+            { "name": "build", "stage": "build", "script": [INTERLEAVED, "printf 'no newline at the end'"] },
+            { "name": "test", "stage": "test", "script": ["echo \"testing $CI_JOB_NAME of pipeline $CI_PIPELINE_ID\""] },
+            { "name": "deploy", "stage": "deploy", "environment": "staging",
+              "script": ["echo \"deploying to $CI_ENVIRONMENT_NAME\""] },
+        ]))
+        .await;
+    let pipeline = stack.wait_finished(id, Duration::from_secs(60)).await;
+    assert_eq!(pipeline["status"], "success", "{pipeline:#}");
+
+    let expected_build = format!(
+        "$ {INTERLEAVED}\n{}$ printf 'no newline at the end'\nno newline at the end",
+        interleaved_output()
+    );
+    let (log, complete) = stack
+        .log(build(&pipeline, "build")["id"].as_i64().expect("id"))
+        .await;
+    assert!(complete);
+    assert!(
+        log.len() > 64 * 1024,
+        "spans several chunks: {} bytes",
+        log.len()
+    );
+    assert!(
+        log == expected_build.as_bytes(),
+        "the build log differs from the output"
+    );
+
+    let (log, _) = stack
+        .log(build(&pipeline, "test")["id"].as_i64().expect("id"))
+        .await;
+    let expected = format!(
+        "$ echo \"testing $CI_JOB_NAME of pipeline $CI_PIPELINE_ID\"\ntesting test of pipeline {id}\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&log), expected);
+
+    let deploy = build(&pipeline, "deploy");
+    assert_eq!(deploy["deployment"]["status"], "success");
+    let (log, _) = stack.log(deploy["id"].as_i64().expect("id")).await;
+    assert!(String::from_utf8_lossy(&log).ends_with("deploying to staging\n"));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_mid_build_loses_no_log_bytes() {
+    let mut stack = Stack::new(Duration::from_secs(10)).await;
+    let worker = stack.worker(&[]);
+    let script = r#"i=1; while [ $i -le 40 ]; do echo "line $i"; sleep 0.1; i=$((i+1)); done"#;
+    let id = stack
+        .submit(json!([{ "name": "slow", "script": [script] }]))
+        .await;
+    let pipeline = stack
+        .wait_for(id, Duration::from_secs(20), |p| {
+            build(p, "slow")["status"] == "running"
+        })
+        .await;
+    let build_id = build(&pipeline, "slow")["id"].as_i64().expect("id");
+    stack.wait_for_log(build_id, "line 3\n").await;
+
+    stack.restart_server(Duration::from_millis(1500)).await;
+
+    let pipeline = stack.wait_finished(id, Duration::from_secs(60)).await;
+    assert_eq!(
+        pipeline["status"],
+        "success",
+        "{pipeline:#}\n{}",
+        worker.output()
+    );
+    let mut expected = format!("$ {script}\n");
+    for i in 1..=40 {
+        let _ = writeln!(expected, "line {i}");
+    }
+    let (log, complete) = stack.log(build_id).await;
+    assert!(complete);
+    assert_eq!(
+        String::from_utf8_lossy(&log),
+        expected,
+        "worker log:\n{}",
+        worker.output()
+    );
+    stack.stop().await;
+}

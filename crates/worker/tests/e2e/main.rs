@@ -1,0 +1,8 @@
+//! End to end: a real lockstep-server (in this process, on a socket), real lockstep-worker
+//! processes, real scripts, and a real PostgreSQL.
+
+mod support;
+
+mod failures;
+mod happy_path;
+mod signals;
