@@ -123,7 +123,97 @@ async fn upload(
 
 #[cfg(test)]
 mod tests {
-    use super::Pending;
+    use super::{Pending, Streamed, stream};
+    use crate::client::Client;
+    use axum::extract::{Query, State};
+    use axum::http::StatusCode;
+    use axum::response::{IntoResponse, Response};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    use tokio_util::sync::CancellationToken;
+
+    /// A stand-in for the server's log endpoint that stores each chunk but, every other time,
+    /// answers 503 as if the answer had been lost on the way back.
+    #[derive(Default)]
+    struct Lossy {
+        log: Mutex<Vec<u8>>,
+        calls: Mutex<u32>,
+    }
+
+    async fn append(
+        State(server): State<Arc<Lossy>>,
+        Query(query): Query<HashMap<String, u64>>,
+        body: axum::body::Bytes,
+    ) -> Response {
+        let mut log = server.log.lock().expect("lock");
+        let end = log.len() as u64;
+        if query["offset"] != end {
+            let body =
+                format!(r#"{{"error":{{"code":"log_offset","message":"m","offset":{end}}}}}"#);
+            return (StatusCode::RANGE_NOT_SATISFIABLE, body).into_response();
+        }
+        log.extend_from_slice(&body);
+        let mut calls = server.calls.lock().expect("lock");
+        *calls += 1;
+        if *calls % 2 == 1 {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        axum::Json(serde_json::json!({ "offset": log.len() })).into_response()
+    }
+
+    #[tokio::test]
+    async fn lost_answers_neither_lose_nor_duplicate_bytes() {
+        let server = Arc::new(Lossy::default());
+        let app = axum::Router::new()
+            .route("/api/v1/jobs/{id}/log", axum::routing::post(append))
+            .with_state(server.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let address = listener.local_addr().expect("an address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = Client::new(&format!("http://{address}"), "token").expect("a client");
+
+        let (sender, output) = tokio::sync::mpsc::channel(4);
+        let mut expected = Vec::new();
+        let writer = tokio::spawn(async move {
+            for i in 0..2_000_u32 {
+                let line = format!(
+                    "line {i} {}\n",
+                    "x".repeat(usize::try_from(i % 97).expect("small"))
+                );
+                sender
+                    .send(line.into_bytes())
+                    .await
+                    .expect("the stream reads");
+            }
+        });
+        for i in 0..2_000_u32 {
+            expected.extend_from_slice(
+                format!(
+                    "line {i} {}\n",
+                    "x".repeat(usize::try_from(i % 97).expect("small"))
+                )
+                .as_bytes(),
+            );
+        }
+        let streamed = stream(&client, 1, output, CancellationToken::new()).await;
+        writer.await.expect("the writer finishes");
+        assert_eq!(
+            streamed,
+            Streamed::Complete {
+                bytes: expected.len() as u64
+            }
+        );
+        assert!(
+            *server.log.lock().expect("lock") == expected,
+            "the server's log differs"
+        );
+        assert!(
+            *server.calls.lock().expect("lock") > 2,
+            "several chunks were sent"
+        );
+    }
 
     #[test]
     fn an_acknowledgement_drops_exactly_what_the_server_holds() {

@@ -88,7 +88,7 @@ async fn cancel_stops_the_whole_process_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_loses_its_build_after_the_lease_and_leaves_nothing_running() {
-    let stack = Stack::new(Duration::from_secs(2)).await;
+    let stack = Stack::new(Duration::from_secs(4)).await;
     let worker = stack.worker(&[]);
     let id = stack
         .submit(json!([{
@@ -107,7 +107,7 @@ async fn a_killed_worker_loses_its_build_after_the_lease_and_leaves_nothing_runn
     pids.extend(numbers_after(&log, "child"));
 
     worker.signal(Signal::SIGKILL);
-    // The lease (2 s) passes, the reaper fails the attempt as runner_lost and, as `retry`
+    // The lease (4 s) passes, the reaper fails the attempt as runner_lost and, as `retry`
     // allows, makes a second attempt.
     let pipeline = stack
         .wait_for(id, Duration::from_secs(20), |p| {
