@@ -107,7 +107,51 @@ fn check_reachable(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The dev database for a task that runs until it is stopped (`dev`, `demo`). It remembers
+/// whether it started the local cluster, so the task stops only what it started: another
+/// checkout's tests or a contributor's psql may be using a cluster that was already up.
+#[derive(Debug)]
+pub(crate) struct Session {
+    url: String,
+    /// The cluster, when this session started it.
+    started: Option<Cluster>,
+}
+
+impl Session {
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(crate) fn started_here(&self) -> bool {
+        self.started.is_some()
+    }
+
+    /// Stops the cluster if this session started it; leaves it alone otherwise.
+    pub(crate) fn stop_if_started(self) -> anyhow::Result<()> {
+        if let Some(cluster) = self.started {
+            cluster.stop()?;
+            eprintln!("stopped PostgreSQL");
+        }
+        Ok(())
+    }
+}
+
+/// Like `ensure_started`, for a task that will stop the cluster again if it started it.
+pub(crate) fn start_session(root: &Path) -> anyhow::Result<Session> {
+    if let Some(url) = external_url() {
+        return Ok(Session { url, started: None });
+    }
+    let (url, started) = start_tracked(root, &StateDir::new(root))?;
+    Ok(Session { url, started })
+}
+
 fn start(root: &Path, state: &StateDir) -> anyhow::Result<String> {
+    start_tracked(root, state).map(|(url, _)| url)
+}
+
+/// Starts the cluster if need be; returns the dev database's URL and, if this call started the
+/// cluster, the cluster.
+fn start_tracked(root: &Path, state: &StateDir) -> anyhow::Result<(String, Option<Cluster>)> {
     let cluster = open_or_place(root, state)?;
     if !cluster.is_initialised() {
         eprintln!(
@@ -116,16 +160,18 @@ fn start(root: &Path, state: &StateDir) -> anyhow::Result<String> {
         );
         cluster.init()?;
     }
-    if cluster.is_running()? {
+    let started_here = if cluster.is_running()? {
         eprintln!("PostgreSQL is already running");
+        false
     } else {
         cluster.start()?;
         eprintln!("started PostgreSQL (log: {})", cluster.log_file().display());
-    }
+        true
+    };
     cluster.ensure_database(DEV_DATABASE)?;
     let url = cluster.url(DEV_DATABASE);
     state.write_database_url(&url)?;
-    Ok(url)
+    Ok((url, started_here.then_some(cluster)))
 }
 
 fn stop(root: &Path, state: &StateDir) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@
 mod cargo;
 mod ci;
 mod db;
+mod dev;
 mod process;
 mod tidy;
 
@@ -29,6 +30,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
+    /// Run the database, lockstep-server and one lockstep-worker until Ctrl-C; print how to use them.
+    Dev(dev::Options),
+    /// Like `dev`, but submit examples/pipeline.json, follow it to the end, then stop.
+    Demo(dev::Options),
     /// Manage a throwaway local PostgreSQL cluster under target/lockstep-db.
     Db {
         #[command(subcommand)]
@@ -72,6 +77,8 @@ fn main() -> ExitCode {
 fn run(task: Task) -> anyhow::Result<ExitCode> {
     let root = workspace_root();
     match task {
+        Task::Dev(options) => dev::dev(&root, &options),
+        Task::Demo(options) => dev::demo(&root, &options),
         Task::Db { command } => db::run(&root, command),
         Task::Migrate => cargo::migrate(&root).map(|()| ExitCode::SUCCESS),
         Task::Test { args } => cargo::test(&root, &args).map(|()| ExitCode::SUCCESS),

@@ -147,6 +147,29 @@ mod tests {
         );
     }
 
+    /// The example `dev` offers and `demo` runs is valid JSON of the pipeline shape, builds,
+    /// tests, then deploys to `staging` (the server checks the rest when it is submitted).
+    #[test]
+    fn the_example_pipeline_deploys_to_staging() {
+        let path = root().join(crate::dev::EXAMPLE);
+        let text = fs::read_to_string(&path).expect("examples/pipeline.json");
+        let pipeline: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(pipeline["ref"], "main");
+        let jobs = pipeline["jobs"].as_array().expect("a jobs array");
+        let names: Vec<&str> = jobs.iter().filter_map(|job| job["name"].as_str()).collect();
+        assert_eq!(names, ["build", "test", "deploy"]);
+        for job in jobs {
+            let script = job["script"].as_array().expect("a script array");
+            assert!(
+                !script.is_empty() && script.iter().all(serde_json::Value::is_string),
+                "{job}"
+            );
+        }
+        let deploy = &jobs[2];
+        assert_eq!(deploy["environment"], "staging");
+        assert_eq!(deploy["stage"], "deploy");
+    }
+
     /// CI runs what the README tells users to run.
     #[test]
     fn ci_runs_the_readme_test_command() {
