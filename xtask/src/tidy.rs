@@ -170,6 +170,19 @@ mod tests {
         assert_eq!(deploy["stage"], "deploy");
     }
 
+    /// The README starts with `dev`, then `test`: the first two commands a newcomer runs.
+    #[test]
+    fn the_readme_starts_with_dev_then_test() {
+        let readme = fs::read_to_string(root().join("README.md")).expect("README.md");
+        let commands: Vec<&str> = readme
+            .lines()
+            .map(str::trim)
+            .filter(|line| line.starts_with("cargo "))
+            .take(2)
+            .collect();
+        assert_eq!(commands, ["cargo xtask dev", "cargo xtask test"]);
+    }
+
     /// CI runs what the README tells users to run.
     #[test]
     fn ci_runs_the_readme_test_command() {
