@@ -9,8 +9,14 @@ use crate::{db, process};
 
 /// Starts the dev database if needed and applies the migrations to it.
 pub(crate) fn migrate(root: &Path) -> anyhow::Result<()> {
+    migrated_database(root).map(drop)
+}
+
+/// Starts the dev database if needed, migrates it and returns its URL.
+pub(crate) fn migrated_database(root: &Path) -> anyhow::Result<String> {
     let url = db::ensure_started(root)?;
-    apply_migrations(root, &url)
+    apply_migrations(root, &url)?;
+    Ok(url)
 }
 
 /// Starts the dev database if needed, migrates it, then runs the whole workspace's tests.
@@ -71,8 +77,7 @@ pub(crate) fn openapi(root: &Path) -> anyhow::Result<()> {
 
 /// A cargo command pointed at the dev database, started and migrated.
 fn migrated_cargo(root: &Path) -> anyhow::Result<Command> {
-    let url = db::ensure_started(root)?;
-    apply_migrations(root, &url)?;
+    let url = migrated_database(root)?;
     let mut command = process::cargo();
     command.current_dir(root).env("DATABASE_URL", &url);
     Ok(command)

@@ -94,6 +94,16 @@ fn run_external(command: DbCommand, url: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The server's version (`SHOW server_version`, e.g. `15.18 (Debian 15.18-0+deb12u1)`), for
+/// reports that say what they were measured on.
+pub(crate) fn server_version(url: &str) -> anyhow::Result<String> {
+    let psql = binaries::find_psql().context("psql not found")?;
+    let mut show = Command::new(psql);
+    show.args(["--no-psqlrc", "--quiet", "--tuples-only", "--no-align"])
+        .args(["--dbname", url, "--command", "SHOW server_version"]);
+    Ok(process::output(&mut show)?.trim().to_owned())
+}
+
 /// Asks the server for `SELECT 1` when psql is at hand; without psql the first real use will say.
 fn check_reachable(url: &str) -> anyhow::Result<()> {
     let Some(psql) = binaries::find_psql() else {

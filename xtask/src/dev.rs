@@ -117,13 +117,7 @@ fn build_binaries(root: &Path) -> anyhow::Result<()> {
 }
 
 fn binary(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => std::env::current_dir()
-            .context("cannot read the current directory")?
-            .join(dir),
-        None => root.join("target"),
-    };
-    Ok(target.join("debug").join(name))
+    Ok(process::target_dir(root)?.join("debug").join(name))
 }
 
 /// 32 hex characters from the system's random source: a fresh admin token per run.

@@ -8,6 +8,7 @@
     reason = "xtask is a command-line tool: stdout carries results, stderr progress"
 )]
 
+mod bench;
 mod cargo;
 mod ci;
 mod db;
@@ -51,6 +52,9 @@ enum Task {
     Ci,
     /// Regenerate docs/openapi.json from the server's annotations.
     Openapi,
+    /// Run the benchmarks on the dev database (with --compare, the peers' too) and write
+    /// target/bench/report.json.
+    Bench(bench::Options),
     /// Start the database if needed, migrate, then run the concurrency stress test.
     Stress {
         /// How long to run.
@@ -85,6 +89,7 @@ fn run(task: Task) -> anyhow::Result<ExitCode> {
         Task::Ci => ci::run(&root).map(|()| ExitCode::SUCCESS),
         Task::Openapi => cargo::openapi(&root).map(|()| ExitCode::SUCCESS),
         Task::Stress { seconds, threads } => cargo::stress(&root, seconds, threads),
+        Task::Bench(options) => bench::bench(&root, &options),
     }
 }
 

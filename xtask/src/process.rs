@@ -1,6 +1,7 @@
 //! Running child processes: echo what runs, and turn a failed exit into an error naming it.
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, ExitStatus, Stdio};
 
 use anyhow::{Context, bail};
@@ -9,6 +10,17 @@ use anyhow::{Context, bail};
 pub(crate) fn cargo() -> Command {
     let program = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
     Command::new(program)
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` (relative to where we run, as cargo reads it)
+/// or the workspace's `target/`.
+pub(crate) fn target_dir(root: &Path) -> anyhow::Result<PathBuf> {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => Ok(std::env::current_dir()
+            .context("cannot read the current directory")?
+            .join(dir)),
+        None => Ok(root.join("target")),
+    }
 }
 
 /// Runs `command` with inherited stdio and fails unless it exits successfully.
