@@ -22,7 +22,7 @@ mod write;
 pub use environments::{DeploymentSummary, EnvironmentView, list_deployments, list_environments};
 pub use error::StorageError;
 pub use invariants::{Violation, check_invariants};
-pub use locking::Table;
+pub use locking::{Table, explain_claim};
 pub use logs::{LogSlice, MAX_LOG_BYTES, append_log, read_log};
 pub use migrations::run_migrations;
 pub use notify::PENDING_CHANNEL;

@@ -31,6 +31,7 @@ use std::marker::PhantomData;
 
 mod claim;
 
+pub use claim::explain_claim;
 pub(crate) use claim::{ClaimRequest, ClaimedRow};
 
 /// The lockable tables, in the canonical order.

@@ -70,6 +70,31 @@ impl ClaimRequest<'_> {
 
 const CLAIM_SQL: &str = include_str!("claim.sql");
 
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text)]
+    #[diesel(column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// The plan PostgreSQL picks for the acquire statement (EXPLAIN without ANALYZE: nothing runs
+/// and nothing is locked). The benchmark reports which index serves the claim.
+pub fn explain_claim(conn: &mut PgConnection) -> Result<String, StorageError> {
+    let now = Utc::now();
+    let lines = diesel::sql_query(format!("EXPLAIN (COSTS OFF) {CLAIM_SQL}"))
+        .bind::<Array<Text>, _>(Vec::<String>::new())
+        .bind::<BigInt, _>(1_i64)
+        .bind::<BigInt, _>(0_i64)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Timestamptz, _>(now)
+        .load::<PlanLine>(conn)?;
+    Ok(lines
+        .into_iter()
+        .map(|l| l.line)
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,8 @@
+#![doc = include_str!("../README.md")]
+
+mod figures;
+mod fixtures;
+mod scenarios;
+
+pub use figures::{Figure, Report};
+pub use scenarios::{Options, run_all};

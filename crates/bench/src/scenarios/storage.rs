@@ -1,0 +1,206 @@
+//! Storage-level scenarios: claim and complete, bulk creation, and the cancel storm.
+
+use super::{Options, Outcome, progress};
+use crate::figures::{Figure, percentile};
+use crate::fixtures::{Db, commits, create, independent_jobs, runner, server_deadlocks};
+use chrono::Utc;
+use lockstep_domain::{BuildResult, FailureReason, PipelineId};
+use lockstep_storage_pg::{StorageError, Transitions, TxStats};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const LEASE: Duration = Duration::from_secs(60);
+/// Claiming threads, like graphile-worker's concurrency of 10.
+const THREADS: usize = 10;
+/// Builds per pipeline in the claim scenarios; every tenth deploys.
+const PIPELINE_JOBS: usize = 20;
+
+/// Scenario 1: no-op builds claimed and completed by THREADS threads, each build with its full
+/// semantics (lock order, its deployment in the same transaction, pipeline progression).
+pub(super) fn claim_complete(options: &Options) -> Outcome {
+    let builds = options.size(20_000, 600);
+    let mut rates = Vec::new();
+    let mut commits_per_build = Vec::new();
+    for round in 0..options.rounds {
+        let (rate, commits) = claim_complete_round(builds)?;
+        progress(&format!(
+            "round {round}: {rate:.0} builds/s, {commits:.2} commits/build"
+        ));
+        rates.push(rate);
+        commits_per_build.push(commits);
+    }
+    Ok((
+        vec![
+            Figure::of("claim_complete_storage", "builds/s", &rates),
+            Figure::of("commits_per_build", "commits", &commits_per_build),
+        ],
+        vec![(
+            "claim_complete_storage".to_owned(),
+            format!(
+                "{builds} no-op builds in pipelines of {PIPELINE_JOBS} (every 10th deploys), {THREADS} threads, acquire(1) + finish per build"
+            ),
+        )],
+    ))
+}
+
+#[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+fn claim_complete_round(builds: usize) -> anyhow::Result<(f64, f64)> {
+    let db = Db::new()?;
+    let stats = TxStats::default();
+    let mut conn = db.connect();
+    let definition = independent_jobs(PIPELINE_JOBS, 10)?;
+    for _ in 0..builds.div_ceil(PIPELINE_JOBS) {
+        create(&mut conn, &stats, db.project, &definition)?;
+    }
+    let runners: Vec<_> = (0..THREADS)
+        .map(|i| runner(&mut conn, &format!("runner-{i}")))
+        .collect::<anyhow::Result<_>>()?;
+    let before = commits(&mut conn)?;
+    let started = Instant::now();
+    let done = std::thread::scope(|scope| {
+        let handles: Vec<_> = runners
+            .iter()
+            .map(|runner| {
+                let (db, stats) = (&db, &stats);
+                scope.spawn(move || drain(db, stats, *runner))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a claiming thread"))
+            .sum::<anyhow::Result<usize>>()
+    })?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let after = commits(&mut conn)?;
+    // Our own statistics read is one more commit on each side; it cancels out.
+    Ok((done as f64 / elapsed, (after - before) as f64 / done as f64))
+}
+
+/// Claims and completes builds until none is pending; returns how many.
+fn drain(db: &Db, stats: &TxStats, runner: lockstep_domain::RunnerId) -> anyhow::Result<usize> {
+    let mut conn = db.connect();
+    let mut done = 0;
+    loop {
+        let claimed =
+            Transitions::new(&mut conn, stats).acquire(runner, &[], 1, LEASE, Utc::now())?;
+        let Some(build) = claimed.into_iter().next() else {
+            return Ok(done);
+        };
+        Transitions::new(&mut conn, stats).finish(
+            build.id,
+            runner,
+            BuildResult::Success,
+            Utc::now(),
+        )?;
+        done += 1;
+    }
+}
+
+/// Scenario 3: pipelines of 1,000 builds, half of them deploying, created one after another.
+#[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+pub(super) fn bulk_create(options: &Options) -> Outcome {
+    let pipelines = options.size(10, 1);
+    let definition = independent_jobs(1_000, 2)?;
+    let mut rates = Vec::new();
+    for round in 0..options.rounds {
+        let db = Db::new()?;
+        let stats = TxStats::default();
+        let mut conn = db.connect();
+        let started = Instant::now();
+        for _ in 0..pipelines {
+            create(&mut conn, &stats, db.project, &definition)?;
+        }
+        let rate = (pipelines * 1_000) as f64 / started.elapsed().as_secs_f64();
+        progress(&format!("round {round}: {rate:.0} builds/s"));
+        rates.push(rate);
+    }
+    Ok((
+        vec![Figure::of("bulk_create", "builds/s", &rates)],
+        vec![(
+            "bulk_create".to_owned(),
+            format!(
+                "{pipelines} pipelines of 1,000 builds per round, half deploying, one connection"
+            ),
+        )],
+    ))
+}
+
+/// Scenario 5: cancel a 1,000-build pipeline with deployments while 8 threads fail its builds.
+pub(super) fn cancel_storm(options: &Options) -> Outcome {
+    let samples = options.size(7, 1);
+    let db = Db::new()?;
+    let stats = TxStats::default();
+    let mut conn = db.connect();
+    let deadlocks_before = server_deadlocks(&mut conn)?;
+    let definition = independent_jobs(1_000, 1)?;
+    let runners: Vec<_> = (0..8)
+        .map(|i| runner(&mut conn, &format!("failer-{i}")))
+        .collect::<anyhow::Result<_>>()?;
+    let mut latencies = Vec::new();
+    for _ in 0..samples {
+        let pipeline = create(&mut conn, &stats, db.project, &definition)?;
+        latencies.push(storm_once(&db, &stats, &runners, pipeline)?);
+    }
+    let deadlocks = server_deadlocks(&mut conn)? - deadlocks_before;
+    let client = stats.snapshot().deadlocks;
+    anyhow::ensure!(
+        deadlocks == 0 && client == 0,
+        "deadlocks in the cancel storm: server {deadlocks}, client {client}"
+    );
+    latencies.sort_by(f64::total_cmp);
+    progress(&format!(
+        "cancel p50 {:.1} ms over {samples}",
+        percentile(&latencies, 50.0)
+    ));
+    Ok((
+        vec![Figure::of("cancel_storm_p50_ms", "ms", &latencies)],
+        vec![(
+            "cancel_storm_p50_ms".to_owned(),
+            format!(
+                "{samples} pipelines of 1,000 deploying builds; 8 threads acquire and fail builds while one cancels; deadlocks: 0 server, 0 client"
+            ),
+        )],
+    ))
+}
+
+/// One cancel under fire; returns its latency in ms.
+fn storm_once(
+    db: &Db,
+    stats: &TxStats,
+    runners: &[lockstep_domain::RunnerId],
+    pipeline: PipelineId,
+) -> anyhow::Result<f64> {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for runner in runners {
+            let stop = &stop;
+            scope.spawn(move || fail_builds(db, stats, *runner, stop));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let mut conn = db.connect();
+        let started = Instant::now();
+        let canceled = Transitions::new(&mut conn, stats).cancel_pipeline(pipeline, Utc::now());
+        let latency = started.elapsed().as_secs_f64() * 1_000.0;
+        stop.store(true, Ordering::Relaxed);
+        canceled?;
+        Ok(latency)
+    })
+}
+
+fn fail_builds(db: &Db, stats: &TxStats, runner: lockstep_domain::RunnerId, stop: &AtomicBool) {
+    let mut conn = db.connect();
+    let failed = BuildResult::Failed {
+        reason: FailureReason::ScriptFailure,
+        exit_code: Some(1),
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let claimed = Transitions::new(&mut conn, stats).acquire(runner, &[], 1, LEASE, Utc::now());
+        let Ok(Some(build)) = claimed.map(|b| b.into_iter().next()) else {
+            continue;
+        };
+        match Transitions::new(&mut conn, stats).finish(build.id, runner, failed, Utc::now()) {
+            Ok(_) | Err(StorageError::Transition(_)) => {}
+            Err(error) => progress(&format!("failing a build: {error}")),
+        }
+    }
+}
