@@ -54,7 +54,10 @@ mod tests {
     use super::{Figure, percentile};
 
     #[test]
-    #[expect(clippy::float_cmp, reason = "the values are small integers, exactly representable")]
+    #[expect(
+        clippy::float_cmp,
+        reason = "the values are small integers, exactly representable"
+    )]
     fn medians_and_percentiles_use_nearest_rank() {
         let figure = Figure::of("x", "u", &[5.0, 1.0, 3.0]);
         assert_eq!((figure.value, figure.min, figure.max), (3.0, 1.0, 5.0));

@@ -84,6 +84,15 @@ pub struct AcquiredBuild {
     pub deployment: Option<AcquiredDeployment>,
 }
 
+/// Builds just claimed, and the pipelines whose status must catch up with them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub builds: Vec<AcquiredBuild>,
+    /// Pipelines the claim saw as not yet `running`, in ascending id; pass each to
+    /// [`Transitions::refresh_pipeline`].
+    pub stale_pipelines: Vec<PipelineId>,
+}
+
 /// The deployment of a claimed build.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcquiredDeployment {
@@ -142,6 +151,27 @@ impl<'a> Transitions<'a> {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Vec<AcquiredBuild>, StorageError> {
+        let claimed = self.claim(runner, runner_tags, limit, lease, now)?;
+        for pipeline in claimed.stale_pipelines {
+            // The claim is committed: failing now would strand builds a runner never learns
+            // about. The pipeline's next transition derives its status again anyway.
+            if let Err(error) = self.refresh_pipeline(pipeline, now) {
+                tracing::warn!(pipeline_id = pipeline.0, %error, "pipeline status not refreshed after acquire");
+            }
+        }
+        Ok(claimed.builds)
+    }
+
+    /// [`Self::acquire`] without the follow-up: the caller refreshes the stale pipelines when
+    /// it suits it (the server does it after answering the runner, off the latency path).
+    pub fn claim(
+        &mut self,
+        runner: RunnerId,
+        runner_tags: &[String],
+        limit: u32,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Claimed, StorageError> {
         let request = ClaimRequest {
             runner_id: runner.0,
             runner_tags,
@@ -156,21 +186,17 @@ impl<'a> Transitions<'a> {
         for _ in &builds {
             self.stats.committed(kind);
         }
-        let mut stale: Vec<PipelineId> = builds
+        let mut stale_pipelines: Vec<PipelineId> = builds
             .iter()
             .filter(|b| b.pipeline_status != PipelineStatus::Running)
             .map(|b| b.pipeline_id)
             .collect();
-        stale.sort_unstable();
-        stale.dedup();
-        for pipeline in stale {
-            // The claim is committed: failing now would strand builds a runner never learns
-            // about. The pipeline's next transition derives its status again anyway.
-            if let Err(error) = self.refresh_pipeline(pipeline, now) {
-                tracing::warn!(pipeline_id = pipeline.0, %error, "pipeline status not refreshed after acquire");
-            }
-        }
-        Ok(builds)
+        stale_pipelines.sort_unstable();
+        stale_pipelines.dedup();
+        Ok(Claimed {
+            builds,
+            stale_pipelines,
+        })
     }
 
     /// Extends the lease of a build the runner holds; tells it whether to stop.

@@ -63,10 +63,13 @@ impl TestDb {
     }
 
     /// A new pool of up to `max_size` connections to this database, opened as they are needed.
+    /// Checkouts give up after 3 s rather than r2d2's 30: a server's background task that
+    /// outlives its test (and its database) must not hold the test's runtime open for long.
     pub fn pool(&self, max_size: u32) -> r2d2::Pool<ConnectionManager<PgConnection>> {
         r2d2::Pool::builder()
             .max_size(max_size)
             .min_idle(Some(0))
+            .connection_timeout(std::time::Duration::from_secs(3))
             .build(ConnectionManager::new(self.url.clone()))
             .unwrap_or_else(|err| panic!("building a pool for test database {}: {err}", self.name))
     }

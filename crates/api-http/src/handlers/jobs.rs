@@ -55,10 +55,15 @@ pub(crate) async fn request(
         let tags = runner.tags.clone();
         let (id, lease) = (runner.id, state.lease);
         let claimed = with_conn(&state, move |conn, stats| {
-            Transitions::new(conn, stats).acquire(id, &tags, 1, lease, Utc::now())
+            Transitions::new(conn, stats).claim(id, &tags, 1, lease, Utc::now())
         })
         .await?;
-        if let Some(build) = claimed.into_iter().next() {
+        if !claimed.stale_pipelines.is_empty() {
+            // The claim is committed; the pipeline's move to `running` need not delay the
+            // runner, so it happens beside the answer rather than before it.
+            tokio::spawn(refresh(state.clone(), claimed.stale_pipelines));
+        }
+        if let Some(build) = claimed.builds.into_iter().next() {
             state.metrics.acquired_after(started.elapsed());
             let job = Job::new(build, state.lease.as_secs());
             return Ok((StatusCode::CREATED, axum::Json(job)).into_response());
@@ -72,6 +77,24 @@ pub(crate) async fn request(
             () = tokio::time::sleep_until(deadline) => return Ok(StatusCode::NO_CONTENT.into_response()),
             () = state.stopped() => return Ok(StatusCode::NO_CONTENT.into_response()),
         }
+    }
+}
+
+/// Brings pipelines up to date after a claim. A failure is only logged: the pipeline's next
+/// transition derives its status again anyway.
+async fn refresh(state: AppState, pipelines: Vec<lockstep_domain::PipelineId>) {
+    let refreshed = with_conn(&state, move |conn, stats| {
+        for pipeline in pipelines {
+            Transitions::new(conn, stats).refresh_pipeline(pipeline, Utc::now())?;
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(error) = refreshed {
+        tracing::warn!(
+            code = error.code(),
+            "pipeline status not refreshed after a claim"
+        );
     }
 }
 
