@@ -90,23 +90,31 @@ fn claim_complete_round(builds: usize) -> anyhow::Result<(f64, f64)> {
     Ok((done as f64 / elapsed, (after - before) as f64 / done as f64))
 }
 
-/// Claims and completes builds until none is pending; returns how many.
+/// Claims (up to CLAIM_BATCH at a time) and completes builds until none is pending; returns
+/// how many.
 fn drain(db: &Db, stats: &TxStats, runner: lockstep_domain::RunnerId) -> anyhow::Result<usize> {
     let mut conn = db.connect();
     let mut done = 0;
     loop {
-        let claimed =
-            Transitions::new(&mut conn, stats).acquire(runner, &[], 1, LEASE, Utc::now())?;
-        let Some(build) = claimed.into_iter().next() else {
-            return Ok(done);
-        };
-        Transitions::new(&mut conn, stats).finish(
-            build.id,
+        let claimed = Transitions::new(&mut conn, stats).acquire(
             runner,
-            BuildResult::Success,
+            &[],
+            CLAIM_BATCH,
+            LEASE,
             Utc::now(),
         )?;
-        done += 1;
+        if claimed.is_empty() {
+            return Ok(done);
+        }
+        for build in claimed {
+            Transitions::new(&mut conn, stats).finish(
+                build.id,
+                runner,
+                BuildResult::Success,
+                Utc::now(),
+            )?;
+            done += 1;
+        }
     }
 }
 
