@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use lockstep_domain::JobDefinition;
 use lockstep_storage_pg::{
-    AcquiredBuild, BuildView, DeploymentSummary, DeploymentView, EnvironmentView, PipelineSummary,
-    PipelineView, ProjectView, RunnerView,
+    AcquiredBuild, AcquiredDeployment, BuildView, DeploymentSummary, DeploymentView,
+    EnvironmentView, PipelineSummary, PipelineView, ProjectView, RunnerView,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -73,37 +73,26 @@ pub(crate) struct JobSpec {
     retry: Option<u32>,
 }
 
+/// A pipeline with all its builds.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Pipeline {
-    id: i64,
-    project_id: i64,
-    #[serde(rename = "ref")]
-    git_ref: String,
-    sha: Option<String>,
-    /// `created`, `pending`, `running`, `success`, `failed`, `canceling`, `canceled` or `skipped`.
-    status: String,
-    created_at: DateTime<Utc>,
-    finished_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pipeline: PipelineListItem,
     /// Every attempt of every job, in id order.
     builds: Vec<Build>,
 }
 
 impl From<PipelineView> for Pipeline {
     fn from(view: PipelineView) -> Self {
+        let (summary, builds) = view.into_parts();
         Self {
-            id: view.id.0,
-            project_id: view.project_id.0,
-            git_ref: view.git_ref,
-            sha: view.sha,
-            status: view.status.to_string(),
-            created_at: view.created_at,
-            finished_at: view.finished_at,
-            builds: view.builds.into_iter().map(Build::from).collect(),
+            pipeline: summary.into(),
+            builds: builds.into_iter().map(Build::from).collect(),
         }
     }
 }
 
-/// A pipeline in a list: everything but its builds.
+/// A pipeline without its builds, as lists show it.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct PipelineListItem {
     id: i64,
@@ -111,6 +100,7 @@ pub(crate) struct PipelineListItem {
     #[serde(rename = "ref")]
     git_ref: String,
     sha: Option<String>,
+    /// `created`, `pending`, `running`, `success`, `failed`, `canceling`, `canceled` or `skipped`.
     status: String,
     created_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
@@ -184,6 +174,16 @@ pub(crate) struct Deployment {
     environment: String,
     /// `created`, `running`, `success`, `failed`, `canceled`, `skipped` or `blocked`.
     status: String,
+}
+
+impl From<AcquiredDeployment> for Deployment {
+    fn from(acquired: AcquiredDeployment) -> Self {
+        Self {
+            id: acquired.id.0,
+            environment: acquired.environment,
+            status: acquired.status.to_string(),
+        }
+    }
 }
 
 impl From<DeploymentView> for Deployment {
@@ -319,11 +319,7 @@ impl Job {
             timeout_seconds: build.timeout_seconds,
             lease_seconds,
             lease_expires_at: build.lease_expires_at,
-            deployment: build.deployment.map(|d| Deployment {
-                id: d.id.0,
-                environment: d.environment,
-                status: d.status.to_string(),
-            }),
+            deployment: build.deployment.map(Deployment::from),
         }
     }
 }

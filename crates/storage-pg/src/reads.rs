@@ -37,6 +37,22 @@ pub struct PipelineSummary {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+impl PipelineView {
+    /// The pipeline without its builds, and its builds.
+    pub fn into_parts(self) -> (PipelineSummary, Vec<BuildView>) {
+        let summary = PipelineSummary {
+            id: self.id,
+            project_id: self.project_id,
+            git_ref: self.git_ref,
+            sha: self.sha,
+            status: self.status,
+            created_at: self.created_at,
+            finished_at: self.finished_at,
+        };
+        (summary, self.builds)
+    }
+}
+
 /// Which page of a project's pipelines to list, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineQuery {
