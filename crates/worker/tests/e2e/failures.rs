@@ -62,13 +62,7 @@ async fn cancel_stops_the_whole_process_group() {
             "script": ["echo pid $$", "sleep 300 & echo child $!", "wait"],
         }]))
         .await;
-    let pipeline = stack
-        .wait_for(id, Duration::from_secs(20), |p| {
-            build(p, "deploy")["status"] == "running"
-        })
-        .await;
-    let build_id = build(&pipeline, "deploy")["id"].as_i64().expect("id");
-    let log = stack.wait_for_log(build_id, "child ").await;
+    let (_, log) = stack.running_log(id, "deploy", "child ").await;
     let mut pids = numbers_after(&log, "pid");
     pids.extend(numbers_after(&log, "child"));
     assert_eq!(pids.len(), 2, "{log}");
@@ -96,13 +90,7 @@ async fn a_killed_worker_loses_its_build_after_the_lease_and_leaves_nothing_runn
             "script": ["echo pid $$", "sleep 300 & echo child $!", "wait"],
         }]))
         .await;
-    let pipeline = stack
-        .wait_for(id, Duration::from_secs(20), |p| {
-            build(p, "deploy")["status"] == "running"
-        })
-        .await;
-    let first = build(&pipeline, "deploy")["id"].as_i64().expect("id");
-    let log = stack.wait_for_log(first, "child ").await;
+    let (first, log) = stack.running_log(id, "deploy", "child ").await;
     let mut pids = numbers_after(&log, "pid");
     pids.extend(numbers_after(&log, "child"));
 

@@ -76,13 +76,7 @@ async fn a_server_restart_mid_build_loses_no_log_bytes() {
     let id = stack
         .submit(json!([{ "name": "slow", "script": [script] }]))
         .await;
-    let pipeline = stack
-        .wait_for(id, Duration::from_secs(20), |p| {
-            build(p, "slow")["status"] == "running"
-        })
-        .await;
-    let build_id = build(&pipeline, "slow")["id"].as_i64().expect("id");
-    stack.wait_for_log(build_id, "line 3\n").await;
+    let (build_id, _) = stack.running_log(id, "slow", "line 3\n").await;
 
     stack.restart_server(Duration::from_millis(1500)).await;
 

@@ -13,17 +13,7 @@ async fn sigterm_lets_a_short_build_finish() {
     let id = stack
         .submit(json!([{ "name": "short", "script": ["echo started", "sleep 1", "echo done"] }]))
         .await;
-    let pipeline = stack
-        .wait_for(id, Duration::from_secs(20), |p| {
-            build(p, "short")["status"] == "running"
-        })
-        .await;
-    stack
-        .wait_for_log(
-            build(&pipeline, "short")["id"].as_i64().expect("id"),
-            "started",
-        )
-        .await;
+    stack.running_log(id, "short", "started").await;
     worker.signal(Signal::SIGTERM);
     assert!(
         worker.exited(Duration::from_secs(15)).await,
@@ -56,13 +46,7 @@ async fn a_build_outliving_the_grace_period_is_canceled_and_reported() {
     let id = stack
         .submit(json!([{ "name": "long", "script": ["echo pid $$", "sleep 300"] }]))
         .await;
-    let pipeline = stack
-        .wait_for(id, Duration::from_secs(20), |p| {
-            build(p, "long")["status"] == "running"
-        })
-        .await;
-    let build_id = build(&pipeline, "long")["id"].as_i64().expect("id");
-    let log = stack.wait_for_log(build_id, "pid ").await;
+    let (_, log) = stack.running_log(id, "long", "pid ").await;
     worker.signal(Signal::SIGTERM);
     assert!(
         worker.exited(Duration::from_secs(15)).await,
@@ -87,14 +71,7 @@ async fn a_second_signal_cancels_at_once() {
     let id = stack
         .submit(json!([{ "name": "long", "script": ["echo pid $$", "sleep 300"] }]))
         .await;
-    let pipeline = stack
-        .wait_for(id, Duration::from_secs(20), |p| {
-            build(p, "long")["status"] == "running"
-        })
-        .await;
-    stack
-        .wait_for_log(build(&pipeline, "long")["id"].as_i64().expect("id"), "pid ")
-        .await;
+    stack.running_log(id, "long", "pid ").await;
     worker.signal(Signal::SIGTERM);
     tokio::time::sleep(Duration::from_millis(300)).await;
     worker.signal(Signal::SIGINT);

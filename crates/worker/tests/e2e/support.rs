@@ -227,6 +227,18 @@ impl Stack {
         }
     }
 
+    /// Waits until the build `name` of pipeline `id` runs and its log shows `needle`; returns
+    /// the build's id and its log so far.
+    pub(crate) async fn running_log(&self, id: i64, name: &str, needle: &str) -> (i64, String) {
+        let pipeline = self
+            .wait_for(id, Duration::from_secs(20), |p| {
+                build(p, name)["status"] == "running"
+            })
+            .await;
+        let build_id = build(&pipeline, name)["id"].as_i64().expect("a build id");
+        (build_id, self.wait_for_log(build_id, needle).await)
+    }
+
     /// Starts a worker process with extra arguments.
     pub(crate) fn worker(&self, extra: &[&str]) -> Worker {
         let log = self
