@@ -17,6 +17,8 @@ pub struct Options {
     pub rounds: usize,
     /// `lockstep-server`, for the HTTP scenarios; they are skipped without it.
     pub server_bin: Option<PathBuf>,
+    /// When not empty, only scenarios whose name contains one of these run.
+    pub only: Vec<String>,
 }
 
 impl Options {
@@ -39,6 +41,9 @@ pub fn run_all(options: &Options) -> Report {
         ("HTTP", http::scenarios),
     ];
     for (name, scenario) in scenarios {
+        if !options.only.is_empty() && !options.only.iter().any(|o| name.contains(o.as_str())) {
+            continue;
+        }
         progress(&format!("scenario: {name}"));
         match scenario(options) {
             Ok((figures, notes)) => {

@@ -10,6 +10,7 @@ fn the_quick_benchmark_produces_every_storage_figure() {
         quick: true,
         rounds: 1,
         server_bin: None,
+        only: Vec::new(),
     });
     for name in [
         "claim_complete_storage",
