@@ -14,7 +14,7 @@ pub use definition::{
 pub use ids::{BuildId, DeploymentId, PipelineId, ProjectId, RunnerId};
 pub use plan::{
     BuildChange, BuildResult, BuildState, FailureReason, NewAttempt, PipelineEvent, PipelineState,
-    Plan, TransitionError, plan, plan_new_pipeline, undecided_builds,
+    Plan, TransitionError, plan, plan_all, plan_new_pipeline, undecided_builds,
 };
 pub use status::{BuildStatus, DeploymentStatus, PipelineStatus, UnknownStatus};
 pub use transition::{BuildEvent, IllegalTransition, Step, next};

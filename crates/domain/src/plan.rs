@@ -140,6 +140,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    fn unchanged(status: PipelineStatus) -> Self {
+        Self {
+            changes: Vec::new(),
+            new_attempts: Vec::new(),
+            pipeline_from: status,
+            pipeline_to: status,
+        }
+    }
+
     /// Changes to existing builds, in ascending id order (the order storage locks them in).
     pub fn changes(&self) -> &[BuildChange] {
         &self.changes
@@ -197,12 +206,44 @@ pub fn plan_new_pipeline(pipeline: &ValidPipeline) -> (Vec<BuildStatus>, Pipelin
 
 /// Decides what `event` does to the pipeline in `state`.
 pub fn plan(state: &PipelineState, event: &PipelineEvent) -> Result<Plan, TransitionError> {
+    let (plan, outcomes) = plan_all(state, std::slice::from_ref(event))?;
+    match outcomes.into_iter().next() {
+        Some(Err(refused)) => Err(refused),
+        _ => Ok(plan),
+    }
+}
+
+/// Decides what `events` do to the pipeline in `state`, one after another, as one transition:
+/// each event sees the builds as the events before it left them (a finish that lets the next
+/// stage start is settled before the next event). An event that is refused changes nothing and
+/// does not stop the others; its error is in the outcome at its index.
+///
+/// The checks that concern the pipeline as a whole (canceling a finished pipeline) and the
+/// runner holding a build see `state` as it was read, so a batch should not mix them with the
+/// events that would change their answer.
+pub fn plan_all(
+    state: &PipelineState,
+    events: &[PipelineEvent],
+) -> Result<(Plan, Vec<Result<(), TransitionError>>), TransitionError> {
     let mut work = Work::new(state)?;
-    work.apply(event)?;
-    let mut status = work.slot_status_vec();
-    work.jobs.settle(&mut status);
-    work.set_slot_status(&status);
-    Ok(work.into_plan())
+    let outcomes = events
+        .iter()
+        .map(|event| {
+            let before = work.checkpoint();
+            let outcome = work.apply(event);
+            match outcome {
+                Ok(()) => work.settle(),
+                // Some events (cancel a pipeline) step several builds before one refuses.
+                Err(_) => work.restore(before),
+            }
+            outcome
+        })
+        .collect::<Vec<_>>();
+    if outcomes.iter().all(Result::is_err) {
+        // Nothing was accepted, so nothing changes: not even a status that is out of date.
+        return Ok((Plan::unchanged(state.status), outcomes));
+    }
+    Ok((work.into_plan(), outcomes))
 }
 
 /// Created builds that processing should already have decided. Used by invariant checks: after
@@ -225,11 +266,19 @@ enum Slot {
     New(usize),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct NewRow {
     copy_of: usize,
     attempt: u32,
     status: BuildStatus,
+}
+
+/// The parts of [`Work`] an event changes.
+struct Checkpoint {
+    status: Vec<BuildStatus>,
+    failure: Vec<Option<(FailureReason, Option<i32>)>>,
+    new: Vec<NewRow>,
+    slots: Vec<Slot>,
 }
 
 /// Working state of one planning run.
@@ -289,6 +338,30 @@ impl<'a> Work<'a> {
             slots: latest.into_iter().map(Slot::Row).collect(),
             jobs,
         })
+    }
+
+    /// What an event may change, to undo an event that is refused halfway.
+    fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            status: self.status.clone(),
+            failure: self.failure.clone(),
+            new: self.new.clone(),
+            slots: self.slots.clone(),
+        }
+    }
+
+    fn restore(&mut self, checkpoint: Checkpoint) {
+        self.status = checkpoint.status;
+        self.failure = checkpoint.failure;
+        self.new = checkpoint.new;
+        self.slots = checkpoint.slots;
+    }
+
+    /// Decides the builds the last event let start or made pointless.
+    fn settle(&mut self) {
+        let mut status = self.slot_status_vec();
+        self.jobs.settle(&mut status);
+        self.set_slot_status(&status);
     }
 
     fn row(&self, id: BuildId) -> Result<usize, TransitionError> {

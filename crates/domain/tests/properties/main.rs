@@ -7,8 +7,8 @@ mod sim;
 mod strategy;
 
 use lockstep_domain::{
-    BuildEvent, BuildId, BuildStatus, DeploymentStatus, FailureReason, PipelineEvent, RunnerId,
-    plan, undecided_builds,
+    BuildEvent, BuildId, BuildResult, BuildStatus, DeploymentStatus, FailureReason, PipelineEvent,
+    PipelineState, Plan, RunnerId, plan, plan_all, undecided_builds,
 };
 use proptest::prelude::*;
 use reference::Rules;
@@ -147,6 +147,86 @@ proptest! {
     fn retries_copy_exactly_the_right_builds(run in runs()) {
         check(&run, retries_are_exact)?;
     }
+
+    #[test]
+    fn finishes_planned_together_end_where_one_at_a_time_ends(run in runs()) {
+        check(&run, batch_matches_sequence)?;
+    }
+}
+
+/// Finishing every running build of the state in one batch (with a few refusals mixed in) ends
+/// exactly where planning and applying the same events one by one does, with the same answers.
+fn batch_matches_sequence(step: &Step) -> Result<(), String> {
+    let state = &step.before;
+    let endings = [
+        BuildResult::Success,
+        BuildResult::Failed {
+            reason: FailureReason::ScriptFailure,
+            exit_code: Some(2),
+        },
+        BuildResult::Canceled,
+    ];
+    let mut events = vec![PipelineEvent::Finish {
+        build: sim::UNKNOWN,
+        runner: RunnerId(1),
+        result: BuildResult::Success,
+    }];
+    for (i, build) in state.builds.iter().enumerate() {
+        let Some(runner) = build.runner_id else {
+            continue;
+        };
+        let result = endings[i % endings.len()];
+        // A stranger's report first: refused, and it must not disturb the holder's.
+        events.push(PipelineEvent::Finish {
+            build: build.id,
+            runner: RunnerId(runner.0 + 1_000),
+            result,
+        });
+        events.push(PipelineEvent::Finish {
+            build: build.id,
+            runner,
+            result,
+        });
+    }
+    let mut sequential = state.clone();
+    let mut expected = Vec::new();
+    for event in &events {
+        match plan(&sequential, event) {
+            Ok(planned) => {
+                apply_statuses(&mut sequential, &planned);
+                expected.push(Ok(()));
+            }
+            Err(error) => expected.push(Err(error)),
+        }
+    }
+    let (together, outcomes) =
+        plan_all(state, &events).map_err(|e| format!("the batch was refused: {e}"))?;
+    ensure!(
+        outcomes == expected,
+        "answers {outcomes:?}, one by one {expected:?}"
+    );
+    ensure!(
+        together.new_attempts().is_empty(),
+        "finishes made new attempts"
+    );
+    let mut batched = state.clone();
+    apply_statuses(&mut batched, &together);
+    ensure!(
+        batched == sequential,
+        "batched:\n{}one by one:\n{}",
+        show(&batched),
+        show(&sequential)
+    );
+    Ok(())
+}
+
+fn apply_statuses(state: &mut PipelineState, planned: &Plan) {
+    for change in planned.changes() {
+        if let Some(build) = state.builds.iter_mut().find(|b| b.id == change.id) {
+            build.status = change.to;
+        }
+    }
+    state.status = planned.pipeline_status();
 }
 
 /// No change starts from a terminal status, and a terminal row keeps its status.
