@@ -171,10 +171,6 @@ impl LockedBuilds {
     pub(crate) fn holds(&self, id: BuildId) -> bool {
         self.0.contains_key(&id.0)
     }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &LockedBuild> {
-        self.0.values()
-    }
 }
 
 /// Deployment rows this transaction holds.
@@ -194,7 +190,7 @@ fn sorted_unique(ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
     ids
 }
 
-/// Which pipeline to lock: by its id, or the one a build belongs to.
+/// Which pipeline a transition is about: by its id, or the one a build belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PipelineOf {
     Id(PipelineId),
@@ -202,45 +198,56 @@ pub(crate) enum PipelineOf {
 }
 
 impl<'c, S: Before<AtPipelines>> Locks<'c, S> {
-    /// Locks one pipeline row. Every transition of a pipeline starts here, so transitions of the
-    /// same pipeline run one after another; acquire is the only exception (see `claim`). A
-    /// build's pipeline is found in the same statement: a build never changes pipeline, so the
-    /// unlocked subquery is safe, and it saves a round trip on every build transition.
-    pub(crate) fn lock_pipeline(
+    /// Locks pipeline rows in ascending id. Every transition of a pipeline starts here, so
+    /// transitions of the same pipeline run one after another; acquire is the only exception
+    /// (see `claim`). A pipeline that does not exist is simply not returned. Pipelines named by
+    /// one of their builds are found in the same statement: a build never changes pipeline, so
+    /// the unlocked subquery is safe, and it saves a round trip on every build transition.
+    pub(crate) fn lock_pipelines(
         self,
-        of: PipelineOf,
-    ) -> Result<(LockedPipeline, Locks<'c, AtPipelines>), StorageError> {
+        targets: impl IntoIterator<Item = PipelineOf>,
+    ) -> Result<(Vec<LockedPipeline>, Locks<'c, AtPipelines>), StorageError> {
         let mut next = self.advance();
+        let (mut ids, mut builds) = (Vec::new(), Vec::new());
+        for target in targets {
+            match target {
+                PipelineOf::Id(id) => ids.push(id.0),
+                PipelineOf::Build(build) => builds.push(build.0),
+            }
+        }
         let columns = (pipelines::id, pipelines::status);
-        let row = match of {
-            PipelineOf::Id(id) => pipelines::table
-                .filter(pipelines::id.eq(id.0))
-                .select(columns)
-                .for_no_key_update()
-                .first::<LockedPipeline>(next.conn())
-                .optional()?
-                .ok_or(StorageError::NotFound {
-                    entity: "pipeline",
-                    id: id.0,
-                })?,
-            PipelineOf::Build(build) => pipelines::table
+        if ids.is_empty() {
+            let rows = pipelines::table
                 .filter(
                     pipelines::id.eq_any(
                         ci_builds::table
-                            .filter(ci_builds::id.eq(build.0))
+                            .filter(ci_builds::id.eq_any(sorted_unique(builds)))
                             .select(ci_builds::pipeline_id),
                     ),
                 )
+                .order(pipelines::id.asc())
                 .select(columns)
                 .for_no_key_update()
-                .first::<LockedPipeline>(next.conn())
-                .optional()?
-                .ok_or(StorageError::NotFound {
-                    entity: "build",
-                    id: build.0,
-                })?,
-        };
-        Ok((row, next))
+                .load::<LockedPipeline>(next.conn())?;
+            return Ok((rows, next));
+        }
+        if !builds.is_empty() {
+            // Both kinds at once (no caller does this on a hot path): find the builds'
+            // pipelines first, so that one statement locks them all in order.
+            ids.extend(
+                ci_builds::table
+                    .filter(ci_builds::id.eq_any(sorted_unique(builds)))
+                    .select(ci_builds::pipeline_id)
+                    .load::<i64>(next.conn())?,
+            );
+        }
+        let rows = pipelines::table
+            .filter(pipelines::id.eq_any(sorted_unique(ids)))
+            .order(pipelines::id.asc())
+            .select(columns)
+            .for_no_key_update()
+            .load::<LockedPipeline>(next.conn())?;
+        Ok((rows, next))
     }
 }
 

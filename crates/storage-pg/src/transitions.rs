@@ -152,12 +152,10 @@ impl<'a> Transitions<'a> {
         now: DateTime<Utc>,
     ) -> Result<Vec<AcquiredBuild>, StorageError> {
         let claimed = self.claim(runner, runner_tags, limit, lease, now)?;
-        for pipeline in claimed.stale_pipelines {
-            // The claim is committed: failing now would strand builds a runner never learns
-            // about. The pipeline's next transition derives its status again anyway.
-            if let Err(error) = self.refresh_pipeline(pipeline, now) {
-                tracing::warn!(pipeline_id = pipeline.0, %error, "pipeline status not refreshed after acquire");
-            }
+        // The claim is committed: failing now would strand builds a runner never learns about.
+        // The pipelines' next transitions derive their status again anyway.
+        if let Err(error) = self.refresh_pipelines(&claimed.stale_pipelines, now) {
+            tracing::warn!(pipelines = claimed.stale_pipelines.len(), %error, "pipeline statuses not refreshed after acquire");
         }
         Ok(claimed.builds)
     }
@@ -223,14 +221,9 @@ impl<'a> Transitions<'a> {
         result: BuildResult,
         now: DateTime<Utc>,
     ) -> Result<Applied, StorageError> {
-        let kind = match result {
-            BuildResult::Success => TransitionKind::Succeed,
-            BuildResult::Failed { .. } => TransitionKind::Fail,
-            BuildResult::Canceled => TransitionKind::Abort,
-        };
         self.on_build(
             build,
-            kind,
+            finish_kind(result),
             PipelineEvent::Finish {
                 build,
                 runner,
@@ -238,6 +231,47 @@ impl<'a> Transitions<'a> {
             },
             now,
         )
+    }
+
+    /// The runner reports several results in one transaction. Each report is answered as
+    /// [`Self::finish`] would answer it alone: reports of one pipeline are applied in the order
+    /// given, and a refused report (another runner's build, say) changes nothing and does not
+    /// stop the others. `Err` only when nothing was written (the database failed).
+    pub fn finish_all(
+        &mut self,
+        runner: RunnerId,
+        reports: &[(BuildId, BuildResult)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Applied, StorageError>>, StorageError> {
+        let requests: Vec<pipeline::Request> = reports
+            .iter()
+            .map(|&(build, result)| {
+                let event = PipelineEvent::Finish {
+                    build,
+                    runner,
+                    result,
+                };
+                (PipelineOf::Build(build), event)
+            })
+            .collect();
+        let kind = reports
+            .first()
+            .map_or(TransitionKind::Succeed, |(_, result)| finish_kind(*result));
+        let answers = transaction(self.conn, self.stats, kind, |conn| {
+            pipeline::run_all(conn, &requests, now)
+        })?;
+        // Answers of one pipeline share its changes: count each finished build once.
+        let mut counted = std::collections::HashSet::new();
+        for ((build, result), answer) in reports.iter().zip(&answers) {
+            if answer
+                .as_ref()
+                .is_ok_and(|applied| applied.changes.iter().any(|c| c.id == *build))
+                && counted.insert(*build)
+            {
+                self.stats.committed(finish_kind(*result));
+            }
+        }
+        Ok(answers)
     }
 
     /// Cancels a build: not yet running, it is canceled; running, it is asked to stop.
@@ -338,6 +372,31 @@ impl<'a> Transitions<'a> {
         )
     }
 
+    /// Brings several pipelines' statuses up to date, in one transaction. A pipeline that does
+    /// not exist is left out of the answer.
+    pub fn refresh_pipelines(
+        &mut self,
+        pipelines: &[PipelineId],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Applied>, StorageError> {
+        if pipelines.is_empty() {
+            return Ok(Vec::new());
+        }
+        let requests: Vec<pipeline::Request> = pipelines
+            .iter()
+            .map(|&id| (PipelineOf::Id(id), PipelineEvent::Refresh))
+            .collect();
+        let kind = TransitionKind::Refresh;
+        let answers = transaction(self.conn, self.stats, kind, |conn| {
+            pipeline::run_all(conn, &requests, now)
+        })?;
+        let applied: Vec<Applied> = answers.into_iter().filter_map(Result::ok).collect();
+        for _ in applied.iter().filter(|a| !a.is_noop()) {
+            self.stats.committed(kind);
+        }
+        Ok(applied)
+    }
+
     /// Fails (or, when asked to stop, cancels) builds whose lease passed before `now`, in at
     /// most `max_pipelines` pipelines, one transaction each. Automatic retries follow the job's
     /// `retry`. Safe to run from several processes at once.
@@ -391,11 +450,23 @@ impl<'a> Transitions<'a> {
         now: DateTime<Utc>,
     ) -> Result<Applied, StorageError> {
         let applied = transaction(self.conn, self.stats, kind, |conn| {
-            pipeline::run(conn, target, &event, now)
+            let mut answers = pipeline::run_all(conn, &[(target, event)], now)?;
+            // A refused event fails the transaction, which then writes nothing.
+            answers
+                .pop()
+                .unwrap_or_else(|| Err(StorageError::corrupt("a transition went unanswered")))
         })?;
         if !applied.is_noop() {
             self.stats.committed(kind);
         }
         Ok(applied)
+    }
+}
+
+fn finish_kind(result: BuildResult) -> TransitionKind {
+    match result {
+        BuildResult::Success => TransitionKind::Succeed,
+        BuildResult::Failed { .. } => TransitionKind::Fail,
+        BuildResult::Canceled => TransitionKind::Abort,
     }
 }

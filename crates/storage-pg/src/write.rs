@@ -117,20 +117,29 @@ fn deployment_is_terminal(status: DeploymentStatus) -> bool {
     )
 }
 
-/// Sets the pipeline's status; `finished_at` follows it (a retry can reopen a pipeline).
-pub(crate) fn update_pipeline(
+/// Sets pipelines' statuses, one UPDATE per distinct status; `finished_at` follows the status (a
+/// retry can reopen a pipeline).
+pub(crate) fn update_pipelines(
     conn: &mut PgConnection,
-    held: &LockedPipeline,
-    status: PipelineStatus,
+    changes: &[(&LockedPipeline, PipelineStatus)],
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    diesel::update(pipelines::table.find(held.id))
-        .set((
-            pipelines::status.eq(status.as_str()),
-            pipelines::updated_at.eq(now),
-            pipelines::finished_at.eq(finished_at(status.is_terminal(), now)),
-        ))
-        .execute(conn)?;
+    let mut groups: BTreeMap<&str, (PipelineStatus, Vec<i64>)> = BTreeMap::new();
+    for (held, status) in changes {
+        let group = groups
+            .entry(status.as_str())
+            .or_insert_with(|| (*status, Vec::new()));
+        group.1.push(held.id);
+    }
+    for (status, ids) in groups.into_values() {
+        diesel::update(pipelines::table.filter(pipelines::id.eq_any(&ids)))
+            .set((
+                pipelines::status.eq(status.as_str()),
+                pipelines::updated_at.eq(now),
+                pipelines::finished_at.eq(finished_at(status.is_terminal(), now)),
+            ))
+            .execute(conn)?;
+    }
     Ok(())
 }
 

@@ -52,12 +52,13 @@ type Row = (
     (Option<i64>, Option<i64>, Option<String>),
 );
 
-/// Loads build rows in id order: one pipeline's, or (for invariant checks) every pipeline's.
+/// Loads build rows in id order: those of some pipelines, or (for invariant checks) every
+/// pipeline's.
 pub(crate) fn load_builds(
     conn: &mut PgConnection,
-    pipeline: Option<i64>,
+    pipelines: Option<&[i64]>,
 ) -> Result<Vec<StoredBuild>, StorageError> {
-    let mut query = ci_builds::table
+    let query = ci_builds::table
         .left_join(deployments::table)
         .order(ci_builds::id.asc())
         .select((
@@ -83,47 +84,60 @@ pub(crate) fn load_builds(
                 deployments::environment_id.nullable(),
                 deployments::status.nullable(),
             ),
-        ))
-        .into_boxed();
-    if let Some(pipeline) = pipeline {
-        query = query.filter(ci_builds::pipeline_id.eq(pipeline));
-    }
-    query
-        .load::<Row>(conn)?
-        .into_iter()
-        .map(stored_build)
-        .collect()
+        ));
+    // Not boxed: a boxed query is never a prepared statement, and this one runs in every
+    // transition.
+    let rows = match pipelines {
+        Some(ids) => query
+            .filter(ci_builds::pipeline_id.eq_any(ids))
+            .load::<Row>(conn)?,
+        None => query.load::<Row>(conn)?,
+    };
+    rows.into_iter().map(stored_build).collect()
 }
 
 impl Snapshot {
-    /// Reads every build of the pipeline (all attempts) with its deployment. A plain read: the
-    /// pipeline lock keeps every other transition of this pipeline out, and the builds a
-    /// transition changes are locked (and re-checked) before they are written.
-    pub(crate) fn read(
+    /// Reads every build (all attempts) of each pipeline, with its deployment, in one query; one
+    /// snapshot per pipeline, in the order given. A plain read: the pipeline locks keep every
+    /// other transition of these pipelines out, and the builds a transition changes are locked
+    /// (and re-checked) before they are written.
+    pub(crate) fn read_all(
         conn: &mut PgConnection,
-        pipeline: &LockedPipeline,
-    ) -> Result<Self, StorageError> {
-        let rows = load_builds(conn, Some(pipeline.id))?;
-        let mut builds = Vec::with_capacity(rows.len());
-        let mut deployments = HashMap::new();
-        for row in rows {
+        pipelines: &[LockedPipeline],
+    ) -> Result<Vec<Self>, StorageError> {
+        let ids: Vec<i64> = pipelines.iter().map(|p| p.id).collect();
+        let mut snapshots = pipelines
+            .iter()
+            .map(|pipeline| {
+                Ok(Self {
+                    state: PipelineState {
+                        status: parse("pipelines.status", &pipeline.status)?,
+                        builds: Vec::new(),
+                    },
+                    deployments: HashMap::new(),
+                })
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
+        let index: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        for row in load_builds(conn, Some(&ids))? {
+            let snapshot = index
+                .get(&row.pipeline_id)
+                .map(|i| &mut snapshots[*i])
+                .ok_or_else(|| StorageError::corrupt("a build of a pipeline not asked for"))?;
             if let Some(deployment) = row.deployment {
-                deployments.insert(row.state.id, deployment);
+                snapshot.deployments.insert(row.state.id, deployment);
             }
-            builds.push(row.state);
+            snapshot.state.builds.push(row.state);
         }
-        let status = parse("pipelines.status", &pipeline.status)?;
-        Ok(Self {
-            state: PipelineState { status, builds },
-            deployments,
-        })
+        Ok(snapshots)
     }
 
     pub(crate) fn state(&self) -> &PipelineState {
         &self.state
     }
 
-    /// Replaces what the plain read saw of the locked builds with their fresh, locked state.
+    /// Replaces what the plain read saw of the locked builds with their fresh, locked state
+    /// (`locked` may hold builds of other pipelines too).
     /// Returns whether anything differed (then the caller plans again).
     pub(crate) fn refresh(&mut self, locked: &LockedBuilds) -> Result<bool, StorageError> {
         let mut changed = false;
@@ -143,11 +157,6 @@ impl Snapshot {
                 changed = true;
             }
         }
-        debug_assert!(
-            locked
-                .iter()
-                .all(|l| self.state.builds.iter().any(|b| b.id.0 == l.id))
-        );
         Ok(changed)
     }
 

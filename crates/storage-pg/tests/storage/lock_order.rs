@@ -116,6 +116,68 @@ fn succeed_locks_in_order() {
 }
 
 #[test]
+fn finishing_builds_of_two_pipelines_at_once_locks_each_table_once_in_order() {
+    let mut f = Fixture::new();
+    let jobs = || {
+        vec![
+            job("deploy").stage("a").env("staging"),
+            job("check").stage("a"),
+            job("smoke").stage("b").env("docs"),
+        ]
+    };
+    f.create(jobs());
+    f.create(jobs());
+    let mut held = Vec::new();
+    while let Some(build) = f.acquire() {
+        held.push(build);
+    }
+    assert_eq!(held.len(), 4);
+    let runner = f.runner;
+    // Reported from the highest id down, and across pipelines, on purpose.
+    let reports: Vec<_> = held
+        .iter()
+        .rev()
+        .map(|b| {
+            (
+                b.id,
+                if b.name == "deploy" {
+                    failed()
+                } else {
+                    BuildResult::Success
+                },
+            )
+        })
+        .collect();
+    let stats = TxStats::default();
+    let url = f.db.url().to_owned();
+    let (answers, locks) = record_locks(&url, &hold_everything, |conn| {
+        Transitions::new(conn, &stats)
+            .finish_all(runner, &reports, now())
+            .unwrap()
+    });
+    assert_eq!(check_order(&locks), Ok(()), "locks: {}", show(&locks));
+    let transactions = by_transaction(&locks);
+    assert_eq!(transactions.len(), 1, "one transaction: {}", show(&locks));
+    let mut expected_rows = Vec::new();
+    for answer in &answers {
+        expected_rows.extend(expected(&mut f, answer.as_ref().unwrap()));
+    }
+    expected_rows.sort();
+    expected_rows.dedup();
+    assert_eq!(transactions[0], expected_rows);
+    assert_eq!(
+        (
+            count(&expected_rows, Table::Pipelines),
+            count(&expected_rows, Table::CiBuilds),
+            count(&expected_rows, Table::Deployments)
+        ),
+        (2, 6, 4),
+        "both pipelines; their four builds and the skipped smokes; their deployments"
+    );
+    f.assert_invariants();
+}
+
+#[test]
 fn cancel_pipeline_locks_in_order() {
     let mut f = Fixture::new();
     let created = f.create(release_pipeline());
