@@ -166,6 +166,7 @@ impl Worker<'_> {
                     exit_code,
                 });
             }
+            Op::FinishAll => self.finish_all(),
             Op::Heartbeat => self.heartbeat(),
             Op::CancelPipeline => {
                 if let Some(pipeline) = self.some_pipeline() {
@@ -251,6 +252,30 @@ impl Worker<'_> {
         let runner = self.runner;
         let outcome = self.tx().finish(build, runner, result, Utc::now());
         self.check(outcome);
+    }
+
+    /// Reports several held builds at once, in random order, with mixed results.
+    fn finish_all(&mut self) {
+        let count = self.rng.usize(1..=self.held.len().min(6));
+        let mut reports: Vec<(BuildId, BuildResult)> = Vec::with_capacity(count);
+        while reports.len() < count
+            && let Some(build) = self.take_held()
+        {
+            let result = if self.rng.bool() {
+                BuildResult::Success
+            } else {
+                BuildResult::Failed {
+                    reason: FailureReason::ScriptFailure,
+                    exit_code: Some(1),
+                }
+            };
+            reports.push((build, result));
+        }
+        let runner = self.runner;
+        let answers = self.tx().finish_all(runner, &reports, Utc::now());
+        for answer in self.check(answers).unwrap_or_default() {
+            self.check(answer);
+        }
     }
 
     fn heartbeat(&mut self) {

@@ -9,6 +9,8 @@ pub(crate) enum Op {
     Acquire,
     Succeed,
     Fail,
+    /// Several held builds, of one pipeline or several, reported in one call in random order.
+    FinishAll,
     Heartbeat,
     CancelBuild,
     SkipBuild,
@@ -22,11 +24,12 @@ pub(crate) enum Op {
 
 /// Relative weights. Failures and cancels dominate on purpose: they are the transitions that
 /// touch many builds and deployments at once, where the GitLab deadlocks came from.
-const MIX: [(Op, u32); 13] = [
+const MIX: [(Op, u32); 14] = [
     (Op::Create, 9),
     (Op::Acquire, 22),
     (Op::Succeed, 9),
     (Op::Fail, 16),
+    (Op::FinishAll, 8),
     (Op::Heartbeat, 4),
     (Op::CancelBuild, 6),
     (Op::SkipBuild, 3),
@@ -54,7 +57,7 @@ pub(crate) fn pick(rng: &mut fastrand::Rng, holding: bool) -> Op {
         })
         .map_or(Op::Acquire, |(op, _)| *op);
     match op {
-        Op::Succeed | Op::Fail | Op::Heartbeat if !holding => Op::Acquire,
+        Op::Succeed | Op::Fail | Op::FinishAll | Op::Heartbeat if !holding => Op::Acquire,
         other => other,
     }
 }
