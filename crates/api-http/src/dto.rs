@@ -1,6 +1,7 @@
 //! The JSON the API speaks: request and response bodies, with their OpenAPI schemas, and the
 //! conversions from storage's read models. Field names here are the public contract.
 
+use crate::error::ErrorDetail;
 use chrono::{DateTime, Utc};
 use lockstep_domain::JobDefinition;
 use lockstep_storage_pg::{
@@ -380,6 +381,50 @@ pub(crate) struct FinishRequest {
     /// For `failed` only; defaults to `script_failure`.
     #[serde(default)]
     pub(crate) failure_reason: Option<RunnerFailure>,
+}
+
+/// Several results reported at once.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchFinishRequest {
+    /// 1 to 100 reports; those of one pipeline apply in this order.
+    pub(crate) reports: Vec<BatchReport>,
+}
+
+/// One result: the body of `POST /jobs/{id}/finish` with the build's id.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchReport {
+    /// The build id.
+    pub(crate) id: i64,
+    pub(crate) result: JobResult,
+    #[serde(default)]
+    pub(crate) exit_code: Option<i32>,
+    /// For `failed` only; defaults to `script_failure`.
+    #[serde(default)]
+    pub(crate) failure_reason: Option<RunnerFailure>,
+}
+
+/// One answer per report, in the order of the reports.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BatchFinishAnswer {
+    pub(crate) results: Vec<ReportAnswer>,
+}
+
+/// What `POST /jobs/{id}/finish` would have answered for this report alone: the build's status,
+/// or the error with its HTTP status.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ReportAnswer {
+    pub(crate) id: i64,
+    /// The build's status after the report, when it was accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) status: Option<String>,
+    /// The HTTP status the single-build call would have answered, when the report was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) http_status: Option<u16>,
+    /// Why the report was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<ErrorDetail>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -69,6 +69,11 @@ impl ApiError {
         self.body.code
     }
 
+    /// The status and body, for an error answered inside a larger answer (a batch).
+    pub(crate) fn into_parts(self) -> (StatusCode, ErrorDetail) {
+        (self.status, self.body)
+    }
+
     /// 400: the request cannot be read (malformed JSON, wrong types, a bad path or query).
     pub(crate) fn bad_request(field: Option<String>, message: impl Into<String>) -> Self {
         let error = Self::new(StatusCode::BAD_REQUEST, "bad_request", message);

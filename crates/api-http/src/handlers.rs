@@ -1,6 +1,7 @@
 //! Request handlers, one module per resource. A handler parses, calls one use case through
 //! [`crate::blocking::with_conn`], and maps the result.
 
+pub(crate) mod batch;
 pub(crate) mod builds;
 pub(crate) mod environments;
 pub(crate) mod health;

@@ -1,7 +1,7 @@
 //! The OpenAPI document, generated from the handlers' annotations, served at
 //! `/api/v1/openapi.json` and checked in at `docs/openapi.json`.
 
-use crate::handlers::{builds, environments, health, jobs, pipelines, projects, runners};
+use crate::handlers::{batch, builds, environments, health, jobs, pipelines, projects, runners};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
@@ -19,7 +19,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         builds::get, builds::cancel, builds::retry, builds::play, builds::log,
         environments::list, environments::deployments,
         runners::create, runners::delete,
-        jobs::request, jobs::heartbeat, jobs::finish, jobs::append,
+        jobs::request, jobs::heartbeat, jobs::finish, jobs::append, batch::finish,
         health::healthz, health::readyz, health::metrics,
     ),
     modifiers(&Security),
@@ -83,6 +83,7 @@ mod tests {
             "/api/v1/pipelines/{id}/cancel",
             "/api/v1/builds/{id}/log",
             "/api/v1/jobs/request",
+            "/api/v1/jobs/batch/finish",
             "/api/v1/jobs/{id}/log",
             "/metrics",
         ] {

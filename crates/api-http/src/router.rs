@@ -2,7 +2,7 @@
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::handlers::{builds, environments, health, jobs, pipelines, projects, runners};
+use crate::handlers::{batch, builds, environments, health, jobs, pipelines, projects, runners};
 use crate::openapi;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/runners", post(runners::create))
         .route("/runners/{id}", delete(runners::delete))
         .route("/jobs/request", post(jobs::request))
+        .route("/jobs/batch/finish", post(batch::finish))
         .route("/jobs/{id}/heartbeat", post(jobs::heartbeat))
         .route("/jobs/{id}/finish", post(jobs::finish))
         .route(

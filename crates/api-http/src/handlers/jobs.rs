@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use lockstep_domain::{BuildId, BuildResult, BuildStatus, FailureReason, TransitionError};
-use lockstep_storage_pg::{StorageError, Transitions, append_log, load_build};
+use lockstep_storage_pg::{Applied, StorageError, Transitions, append_log, load_build};
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -137,28 +137,37 @@ pub(crate) async fn finish(
     Path(id): Path<i64>,
     Json(body): Json<FinishRequest>,
 ) -> ApiResult<axum::Json<FinishAnswer>> {
-    let result = build_result(&body)?;
+    let result = build_result(body.result, body.failure_reason, body.exit_code)?;
     let build = BuildId(id);
     let status = with_conn(&state, move |conn, stats| {
         let outcome = Transitions::new(conn, stats).finish(build, runner.id, result, Utc::now());
-        match outcome {
-            Ok(applied) => match applied.changes.iter().find(|c| c.id == build) {
-                Some(change) => Ok(change.to),
-                // Nothing changed: a repeated report, unless the lease had run out first.
-                None => lease_check(conn, build),
-            },
-            Err(error @ StorageError::Transition(TransitionError::Illegal { .. })) => {
-                lease_check(conn, build)?;
-                Err(error)
-            }
-            Err(error) => Err(error),
-        }
+        finished_status(conn, build, outcome)
     })
     .await?;
     Ok(axum::Json(FinishAnswer {
         id,
         status: status.to_string(),
     }))
+}
+
+/// The build's status after its runner's report, or why the report was refused.
+pub(crate) fn finished_status(
+    conn: &mut diesel::pg::PgConnection,
+    build: BuildId,
+    outcome: Result<Applied, StorageError>,
+) -> Result<BuildStatus, StorageError> {
+    match outcome {
+        Ok(applied) => match applied.changes.iter().find(|c| c.id == build) {
+            Some(change) => Ok(change.to),
+            // Nothing changed: a repeated report, unless the lease had run out first.
+            None => lease_check(conn, build),
+        },
+        Err(error @ StorageError::Transition(TransitionError::Illegal { .. })) => {
+            lease_check(conn, build)?;
+            Err(error)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// A build the reaper failed as `runner_lost` was not finished by its runner: its report is
@@ -177,8 +186,13 @@ fn lease_check(
     Ok(view.status)
 }
 
-fn build_result(body: &FinishRequest) -> Result<BuildResult, ApiError> {
-    match (body.result, body.failure_reason) {
+/// A runner's report as the domain sees it; `failure_reason` only goes with `failed`.
+pub(crate) fn build_result(
+    result: JobResult,
+    failure_reason: Option<RunnerFailure>,
+    exit_code: Option<i32>,
+) -> Result<BuildResult, ApiError> {
+    match (result, failure_reason) {
         (JobResult::Success, None) => Ok(BuildResult::Success),
         (JobResult::Canceled, None) => Ok(BuildResult::Canceled),
         (JobResult::Failed, reason) => Ok(BuildResult::Failed {
@@ -187,7 +201,7 @@ fn build_result(body: &FinishRequest) -> Result<BuildResult, ApiError> {
                 RunnerFailure::JobTimeout => FailureReason::JobTimeout,
                 RunnerFailure::RunnerSystemFailure => FailureReason::RunnerSystemFailure,
             },
-            exit_code: body.exit_code,
+            exit_code,
         }),
         (_, Some(_)) => Err(ApiError::invalid(
             "failure_reason",

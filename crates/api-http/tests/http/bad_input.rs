@@ -430,6 +430,7 @@ fn routing(f: &Fixture) -> Vec<Case<'_>> {
         (Method::GET, "/api/v1/jobs/request".to_owned()),
         (Method::GET, format!("/api/v1/jobs/{b}/heartbeat")),
         (Method::GET, format!("/api/v1/jobs/{b}/finish")),
+        (Method::GET, "/api/v1/jobs/batch/finish".to_owned()),
         (Method::GET, format!("/api/v1/jobs/{b}/log")),
         (Method::POST, "/api/v1/openapi.json".to_owned()),
         (Method::POST, "/healthz".to_owned()),
@@ -535,6 +536,10 @@ fn runner_routes(f: &Fixture) -> Vec<Route> {
         post("/api/v1/jobs/request", "{}"),
         post(format!("/api/v1/jobs/{b}/heartbeat"), ""),
         post(format!("/api/v1/jobs/{b}/finish"), SUCCESS),
+        post(
+            "/api/v1/jobs/batch/finish",
+            format!(r#"{{"reports":[{{"id":{b},"result":"success"}}]}}"#),
+        ),
         post(
             format!("/api/v1/jobs/{b}/log?offset={RUNNING_LOG_END}"),
             "more\n",
@@ -1198,6 +1203,77 @@ fn finishes(f: &Fixture) -> Vec<Case<'_>> {
     cases
 }
 
+/// `POST /jobs/batch/finish` as runner A, with its running build in every report, so only the
+/// body can be at fault. A refused report inside a well-formed batch is answered inside a 200
+/// (contract.rs); these are the bodies refused whole, with nothing written.
+fn batch_finishes(f: &Fixture) -> Vec<Case<'_>> {
+    let path = "/api/v1/jobs/batch/finish";
+    let b = f.running;
+    let finish = |name: &str, body: Value| {
+        Case::new(format!("batch finish: {name}"), Method::POST, path, f.a()).json(&body)
+    };
+    let many: Vec<Value> = (0..101)
+        .map(|_| json!({ "id": b, "result": "success" }))
+        .collect();
+    let mut cases = not_an_object("batch finish", &Method::POST, path, f.a());
+    cases.extend([
+        finish("no reports", json!({}))
+            .is(400, "bad_request")
+            .field("reports"),
+        finish("reports not a list", json!({ "reports": { "id": b } }))
+            .is(400, "bad_request")
+            .field("reports"),
+        finish("an empty list", json!({ "reports": [] }))
+            .is(422, "invalid")
+            .field("reports"),
+        finish("101 reports", json!({ "reports": many }))
+            .is(422, "invalid")
+            .field("reports"),
+        finish(
+            "a report without an id",
+            json!({ "reports": [{ "result": "success" }] }),
+        )
+        .is(400, "bad_request")
+        .field("reports[0].id"),
+        finish(
+            "an unknown result in the second report",
+            json!({ "reports": [{ "id": b, "result": "success" }, { "id": b, "result": "maybe" }] }),
+        )
+        .is(400, "bad_request")
+        .field("reports[1].result"),
+        finish(
+            "runner_lost",
+            json!({ "reports": [{ "id": b, "result": "failed", "failure_reason": "runner_lost" }] }),
+        )
+        .is(400, "bad_request")
+        .field("reports[0].failure_reason"),
+        finish(
+            "an unknown field in a report",
+            json!({ "reports": [{ "id": b, "result": "success", "colour": 1 }] }),
+        )
+        .is(400, "bad_request")
+        .field("reports[0].colour"),
+        finish(
+            "a string id",
+            json!({ "reports": [{ "id": "one", "result": "success" }] }),
+        )
+        .is(400, "bad_request")
+        .field("reports[0].id"),
+        // It reads, but the second report's reason makes sense only for a failure: nothing of
+        // the batch is applied, not even the valid first report.
+        finish(
+            "a reason for success in the second report",
+            json!({ "reports": [
+                { "id": b, "result": "success" },
+                { "id": b, "result": "success", "failure_reason": "job_timeout" },
+            ] }),
+        )
+        .is(422, "invalid")
+        .field("reports[1].failure_reason"),
+    ]);
+    cases
+}
+
 fn log_appends(f: &Fixture) -> Vec<Case<'_>> {
     let end = format!("?offset={RUNNING_LOG_END}");
     let case = |name: &str, build: i64, query: &str, who| {
@@ -1265,6 +1341,7 @@ fn all_cases(f: &Fixture) -> Vec<Case<'_>> {
         job_requests(f),
         heartbeats(f),
         finishes(f),
+        batch_finishes(f),
         log_appends(f),
     ]
     .into_iter()

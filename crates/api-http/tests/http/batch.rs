@@ -1,0 +1,90 @@
+//! The batch forms of the runner protocol: several builds per call, each answered as the
+//! single-build call would answer it.
+
+use crate::support::TestApp;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+fn two_stages() -> Value {
+    json!([
+        { "name": "build", "stage": "build", "script": ["make"], "environment": "staging" },
+        { "name": "test", "stage": "test", "script": ["make test"] },
+    ])
+}
+
+fn id(job: &Value) -> i64 {
+    job["id"].as_i64().expect("id")
+}
+
+#[tokio::test]
+async fn a_batch_of_reports_is_answered_report_by_report() {
+    let app = TestApp::new();
+    let project = app.project("app").await;
+    let (_, token) = app.runner("r1", &[]).await;
+    let (_, stranger) = app.runner("r2", &[]).await;
+    let first = app.pipeline(project, two_stages()).await;
+    let second = app.pipeline(project, two_stages()).await;
+    let a = app.claim(&token).await.expect("first build");
+    let b = app.claim(&token).await.expect("second build");
+    assert_eq!(a["pipeline_id"], first["id"]);
+    assert_eq!(b["pipeline_id"], second["id"]);
+
+    let answer = app
+        .runner_post(
+            "/api/v1/jobs/batch/finish",
+            &token,
+            &json!({ "reports": [
+                { "id": id(&b), "result": "success" },
+                { "id": id(&a), "result": "failed", "exit_code": 3 },
+                { "id": 99_999_999, "result": "success" },
+                { "id": id(&a), "result": "failed", "exit_code": 3 },
+                { "id": id(&a), "result": "success" },
+            ] }),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    let results = answer["results"].as_array().expect("results");
+    assert_eq!(results.len(), 5, "{answer}");
+    assert_eq!(results[0], json!({ "id": id(&b), "status": "success" }));
+    assert_eq!(results[1], json!({ "id": id(&a), "status": "failed" }));
+    assert_eq!(results[2]["http_status"], 404);
+    assert_eq!(results[2]["error"]["code"], "not_found");
+    assert_eq!(
+        results[3],
+        json!({ "id": id(&a), "status": "failed" }),
+        "the same report again changes nothing"
+    );
+    assert_eq!(results[4]["http_status"], 409);
+    assert_eq!(results[4]["error"]["code"], "illegal_transition");
+    assert_eq!(results[4]["error"]["status"], "failed");
+
+    let refused = app
+        .runner_post(
+            "/api/v1/jobs/batch/finish",
+            &stranger,
+            &json!({ "reports": [{ "id": id(&b), "result": "failed" }] }),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(refused["results"][0]["http_status"], 403);
+    assert_eq!(refused["results"][0]["error"]["code"], "not_holder");
+
+    let first = app
+        .get(&format!("/api/v1/pipelines/{}", first["id"]))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(first["status"], "failed");
+    assert_eq!(first["builds"][0]["deployment"]["status"], "failed");
+    assert_eq!(first["builds"][1]["status"], "skipped");
+    let second = app
+        .get(&format!("/api/v1/pipelines/{}", second["id"]))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(second["status"], "running");
+    assert_eq!(second["builds"][0]["deployment"]["status"], "success");
+    assert_eq!(second["builds"][1]["status"], "pending");
+}
