@@ -1,41 +1,23 @@
 //! Creating a pipeline: the pipeline, its builds and their deployments in one transaction.
+//!
+//! Whatever the number of jobs, the rows go in with two statements of fixed text: one for the
+//! pipeline and its builds, one for the deployments (with the environments ensured between them,
+//! in the lock order), each taking one array per column. A pipeline of 1,000 builds used to be a
+//! 16,000-parameter VALUES list that PostgreSQL parsed and planned every time.
 
 use crate::locking::Locks;
 use crate::rows::to_int;
-use crate::schema::{ci_builds, pipelines};
-use crate::write::{self, NewDeployment};
 use crate::{CreatedPipeline, StorageError};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 use lockstep_domain::{
-    BuildId, BuildStatus, DeploymentStatus, PipelineId, ProjectId, ValidPipeline, plan_new_pipeline,
+    BuildId, BuildStatus, DeploymentStatus, PipelineId, PipelineStatus, ProjectId, ValidJob,
+    ValidPipeline, plan_new_pipeline,
 };
-
-/// Rows per INSERT, far below PostgreSQL's 65,535 bind parameters at 16 columns a row.
-const INSERT_CHUNK: usize = 1_000;
-
-#[derive(Insertable)]
-#[diesel(table_name = ci_builds)]
-struct NewBuild<'a> {
-    pipeline_id: i64,
-    name: &'a str,
-    stage: &'a str,
-    stage_idx: i32,
-    needs: Option<&'a [String]>,
-    run_when: &'a str,
-    allow_failure: bool,
-    script: &'a [String],
-    tags: &'a [String],
-    environment: Option<&'a str>,
-    timeout_seconds: i32,
-    retry_limit: i32,
-    status: &'a str,
-    created_at: DateTime<Utc>,
-    queued_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
-}
+use std::collections::HashMap;
 
 /// What a new pipeline is made of: its project, ref and validated jobs.
 #[derive(Debug, Clone, Copy)]
@@ -52,20 +34,67 @@ pub(crate) fn create(
     now: DateTime<Utc>,
 ) -> Result<CreatedPipeline, StorageError> {
     let (statuses, status) = plan_new_pipeline(new.definition);
-    let pipeline_id = diesel::insert_into(pipelines::table)
-        .values((
-            pipelines::project_id.eq(new.project.0),
-            pipelines::ref_.eq(new.git_ref),
-            pipelines::sha.eq(new.sha),
-            pipelines::status.eq(status.as_str()),
-            pipelines::created_at.eq(now),
-            pipelines::updated_at.eq(now),
-            pipelines::finished_at.eq(status.is_terminal().then_some(now)),
-        ))
-        .returning(pipelines::id)
-        .get_result::<i64>(conn)
+    let (pipeline_id, builds) = insert_pipeline(conn, new, status, &statuses, now)?;
+    let deployments = insert_deployments(conn, new, &builds, &statuses, now)?;
+    Ok(CreatedPipeline {
+        id: pipeline_id,
+        status,
+        builds,
+        deployments,
+    })
+}
+
+/// Inserts the pipeline and its builds; returns the pipeline's id and the builds' ids in job
+/// order.
+fn insert_pipeline(
+    conn: &mut PgConnection,
+    new: &NewPipeline<'_>,
+    status: PipelineStatus,
+    statuses: &[BuildStatus],
+    now: DateTime<Utc>,
+) -> Result<(PipelineId, Vec<BuildId>), StorageError> {
+    let jobs = new.definition.jobs();
+    // One array per column, element i for job i (see insert_pipeline.sql).
+    let texts = |f: fn(&ValidJob) -> &str| jobs.iter().map(f).collect::<Vec<_>>();
+    let ints = |f: fn(&ValidJob) -> u32| jobs.iter().map(|j| to_int(f(j))).collect::<Vec<_>>();
+    let literals = |f: fn(&ValidJob) -> &[String]| {
+        jobs.iter().map(|j| array_literal(f(j))).collect::<Vec<_>>()
+    };
+    let needs: Vec<Option<String>> = jobs.iter().map(|j| j.needs().map(array_literal)).collect();
+    let environments: Vec<Option<&str>> = jobs.iter().map(ValidJob::environment).collect();
+    let allow_failure: Vec<bool> = jobs.iter().map(ValidJob::allow_failure).collect();
+    let build_statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    let queued: Vec<bool> = statuses
+        .iter()
+        .map(|s| *s == BuildStatus::Pending)
+        .collect();
+    let finished: Vec<bool> = statuses.iter().map(|s| s.is_terminal()).collect();
+    let rows = diesel::sql_query(INSERT_PIPELINE_SQL)
+        .bind::<BigInt, _>(new.project.0)
+        .bind::<Text, _>(new.git_ref)
+        .bind::<Nullable<Text>, _>(new.sha)
+        .bind::<Text, _>(status.as_str())
+        .bind::<Timestamptz, _>(now)
+        .bind::<Bool, _>(status.is_terminal())
+        .bind::<Array<Text>, _>(texts(ValidJob::name))
+        .bind::<Array<Text>, _>(texts(ValidJob::stage))
+        .bind::<Array<Integer>, _>(ints(ValidJob::stage_idx))
+        .bind::<Array<Nullable<Text>>, _>(needs)
+        .bind::<Array<Text>, _>(texts(|j| j.when().as_str()))
+        .bind::<Array<Bool>, _>(allow_failure)
+        .bind::<Array<Text>, _>(literals(ValidJob::script))
+        .bind::<Array<Text>, _>(literals(ValidJob::tags))
+        .bind::<Array<Nullable<Text>>, _>(environments)
+        .bind::<Array<Integer>, _>(ints(ValidJob::timeout_seconds))
+        .bind::<Array<Integer>, _>(ints(ValidJob::retry))
+        .bind::<Array<Text>, _>(build_statuses)
+        .bind::<Array<Bool>, _>(queued)
+        .bind::<Array<Bool>, _>(finished)
+        .load::<InsertedBuild>(conn)
         .map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+            DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, ref info)
+                if info.constraint_name() == Some("pipelines_project_id_fkey") =>
+            {
                 StorageError::NotFound {
                     entity: "project",
                     id: new.project.0,
@@ -73,56 +102,57 @@ pub(crate) fn create(
             }
             other => other.into(),
         })?;
-    let builds = insert_builds(conn, pipeline_id, new.definition, &statuses, now)?;
-    let deployments = insert_deployments(conn, new, &builds, &statuses, now)?;
-    Ok(CreatedPipeline {
-        id: PipelineId(pipeline_id),
-        status,
-        builds,
-        deployments,
-    })
+    let mismatch =
+        || StorageError::corrupt("the builds inserted for a new pipeline do not match its jobs");
+    let pipeline_id = rows.first().ok_or_else(mismatch)?.pipeline_id;
+    let by_name: HashMap<&str, i64> = rows.iter().map(|row| (row.name.as_str(), row.id)).collect();
+    if by_name.len() != jobs.len() {
+        return Err(mismatch());
+    }
+    let builds = jobs
+        .iter()
+        .map(|job| by_name.get(job.name()).map(|id| BuildId(*id)))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(mismatch)?;
+    Ok((PipelineId(pipeline_id), builds))
 }
 
-fn insert_builds(
-    conn: &mut PgConnection,
+/// One inserted build, as insert_pipeline.sql returns it.
+#[derive(QueryableByName)]
+struct InsertedBuild {
+    #[diesel(sql_type = BigInt)]
     pipeline_id: i64,
-    definition: &ValidPipeline,
-    statuses: &[BuildStatus],
-    now: DateTime<Utc>,
-) -> Result<Vec<BuildId>, StorageError> {
-    let rows: Vec<NewBuild<'_>> = definition
-        .jobs()
-        .iter()
-        .zip(statuses)
-        .map(|(job, status)| NewBuild {
-            pipeline_id,
-            name: job.name(),
-            stage: job.stage(),
-            stage_idx: to_int(job.stage_idx()),
-            needs: job.needs(),
-            run_when: job.when().as_str(),
-            allow_failure: job.allow_failure(),
-            script: job.script(),
-            tags: job.tags(),
-            environment: job.environment(),
-            timeout_seconds: to_int(job.timeout_seconds()),
-            retry_limit: to_int(job.retry()),
-            status: status.as_str(),
-            created_at: now,
-            queued_at: (*status == BuildStatus::Pending).then_some(now),
-            finished_at: status.is_terminal().then_some(now),
-        })
-        .collect();
-    let mut ids = Vec::with_capacity(rows.len());
-    for chunk in rows.chunks(INSERT_CHUNK) {
-        // RETURNING follows the VALUES order, so ids line up with jobs.
-        let chunk_ids = diesel::insert_into(ci_builds::table)
-            .values(chunk)
-            .returning(ci_builds::id)
-            .get_results::<i64>(conn)?;
-        ids.extend(chunk_ids.into_iter().map(BuildId));
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+const INSERT_PIPELINE_SQL: &str = include_str!("create/insert_pipeline.sql");
+const INSERT_DEPLOYMENTS_SQL: &str = include_str!("create/insert_deployments.sql");
+
+/// A PostgreSQL array literal of `items` (`{"a","b \"c\""}`) that `::text[]` parses back to
+/// exactly `items`: every element is quoted, so no content (commas, braces, spaces, `NULL`) is
+/// taken for syntax, and `"` and `\` are escaped with a backslash, the only two characters that
+/// need it inside quotes.
+fn array_literal(items: &[String]) -> String {
+    let mut literal = String::with_capacity(2 + items.iter().map(|s| s.len() + 3).sum::<usize>());
+    literal.push('{');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            literal.push(',');
+        }
+        literal.push('"');
+        for c in item.chars() {
+            if c == '"' || c == '\\' {
+                literal.push('\\');
+            }
+            literal.push(c);
+        }
+        literal.push('"');
     }
-    Ok(ids)
+    literal.push('}');
+    literal
 }
 
 fn insert_deployments(
@@ -133,28 +163,50 @@ fn insert_deployments(
     now: DateTime<Utc>,
 ) -> Result<usize, StorageError> {
     let jobs = new.definition.jobs();
-    let names: Vec<&str> = jobs.iter().filter_map(|j| j.environment()).collect();
+    let names: Vec<&str> = jobs.iter().filter_map(ValidJob::environment).collect();
     if names.is_empty() {
         return Ok(0);
     }
     let (environments, mut locks) = Locks::begin(conn)?.ensure_environments(new.project, &names)?;
-    let rows: Vec<NewDeployment> = jobs
-        .iter()
-        .zip(builds.iter().zip(statuses))
-        .filter_map(|(job, (build, status))| {
-            let environment_id = *environments.get(job.environment()?)?;
-            Some(NewDeployment {
-                build: *build,
-                environment_id,
-                status: DeploymentStatus::for_build(*status),
-            })
-        })
-        .collect();
-    if rows.len() != names.len() {
-        return Err(StorageError::corrupt(
-            "an environment vanished while its pipeline was created",
-        ));
+    let mut build_ids = Vec::with_capacity(names.len());
+    let mut environment_ids = Vec::with_capacity(names.len());
+    let mut deployment_statuses = Vec::with_capacity(names.len());
+    let mut finished = Vec::with_capacity(names.len());
+    for (job, (build, status)) in jobs.iter().zip(builds.iter().zip(statuses)) {
+        let Some(name) = job.environment() else {
+            continue;
+        };
+        let Some(environment_id) = environments.get(name) else {
+            return Err(StorageError::corrupt(
+                "an environment vanished while its pipeline was created",
+            ));
+        };
+        let status = DeploymentStatus::for_build(*status);
+        build_ids.push(build.0);
+        environment_ids.push(*environment_id);
+        deployment_statuses.push(status.as_str());
+        finished.push(deployment_is_terminal(status));
     }
-    write::insert_deployments(locks.conn(), &rows, now)?;
-    Ok(rows.len())
+    diesel::sql_query(INSERT_DEPLOYMENTS_SQL)
+        .bind::<Timestamptz, _>(now)
+        .bind::<Array<BigInt>, _>(&build_ids)
+        .bind::<Array<BigInt>, _>(&environment_ids)
+        .bind::<Array<Text>, _>(&deployment_statuses)
+        .bind::<Array<Bool>, _>(&finished)
+        .execute(locks.conn())?;
+    Ok(build_ids.len())
 }
+
+/// Whether a deployment in `status` is finished (has `finished_at`).
+fn deployment_is_terminal(status: DeploymentStatus) -> bool {
+    matches!(
+        status,
+        DeploymentStatus::Success
+            | DeploymentStatus::Failed
+            | DeploymentStatus::Canceled
+            | DeploymentStatus::Skipped
+    )
+}
+
+#[cfg(test)]
+mod tests;
