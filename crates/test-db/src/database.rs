@@ -39,7 +39,16 @@ impl TestDb {
             r#"CREATE DATABASE "{name}" TEMPLATE "{}""#,
             server.template()
         );
-        if let Err(err) = server.execute(&[&drop_leftover, &create]) {
+        let mut created = server.execute(&[&drop_leftover, &create]);
+        if created
+            .as_ref()
+            .is_err_and(|err| err.contains("does not exist"))
+        {
+            created = server
+                .restore_template()
+                .and_then(|()| server.execute(&[&create]));
+        }
+        if let Err(err) = created {
             panic!("creating test database {name} failed: {err}");
         }
         let url = with_database(server.url(), &name);

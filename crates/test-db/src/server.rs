@@ -53,6 +53,14 @@ impl Server {
         &self.template
     }
 
+    /// Builds the template again if it is gone: a test run in another checkout, with other
+    /// migrations, drops the templates it does not use.
+    pub(crate) fn restore_template(&self) -> Result<(), String> {
+        let mut conn = self.maintenance.get().map_err(|err| err.to_string())?;
+        template::ensure(&mut conn, &self.url).map_err(|err| err.to_string())?;
+        Ok(())
+    }
+
     /// Runs maintenance statements one by one on a pooled connection to the server. One at a
     /// time: `CREATE DATABASE` and `DROP DATABASE` refuse to run in a multi-statement string.
     pub(crate) fn execute(&self, statements: &[&str]) -> Result<(), String> {
