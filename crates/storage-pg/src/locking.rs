@@ -190,6 +190,14 @@ fn sorted_unique(ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
     ids
 }
 
+/// What locking a row another transaction holds does: wait for it, or leave the row out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Busy {
+    Wait,
+    /// SKIP LOCKED: never waits, so it can never be part of a wait cycle either.
+    Skip,
+}
+
 /// Which pipeline a transition is about: by its id, or the one a build belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PipelineOf {
@@ -200,12 +208,14 @@ pub(crate) enum PipelineOf {
 impl<'c, S: Before<AtPipelines>> Locks<'c, S> {
     /// Locks pipeline rows in ascending id. Every transition of a pipeline starts here, so
     /// transitions of the same pipeline run one after another; acquire is the only exception
-    /// (see `claim`). A pipeline that does not exist is simply not returned. Pipelines named by
-    /// one of their builds are found in the same statement: a build never changes pipeline, so
-    /// the unlocked subquery is safe, and it saves a round trip on every build transition.
+    /// (see `claim`). A pipeline that does not exist (or, with [`Busy::Skip`], that another
+    /// transaction holds) is simply not returned. Pipelines named by one of their builds are
+    /// found in the same statement: a build never changes pipeline, so the unlocked subquery is
+    /// safe, and it saves a round trip on every build transition.
     pub(crate) fn lock_pipelines(
         self,
         targets: impl IntoIterator<Item = PipelineOf>,
+        busy: Busy,
     ) -> Result<(Vec<LockedPipeline>, Locks<'c, AtPipelines>), StorageError> {
         let mut next = self.advance();
         let (mut ids, mut builds) = (Vec::new(), Vec::new());
@@ -217,7 +227,7 @@ impl<'c, S: Before<AtPipelines>> Locks<'c, S> {
         }
         let columns = (pipelines::id, pipelines::status);
         if ids.is_empty() {
-            let rows = pipelines::table
+            let query = pipelines::table
                 .filter(
                     pipelines::id.eq_any(
                         ci_builds::table
@@ -227,8 +237,11 @@ impl<'c, S: Before<AtPipelines>> Locks<'c, S> {
                 )
                 .order(pipelines::id.asc())
                 .select(columns)
-                .for_no_key_update()
-                .load::<LockedPipeline>(next.conn())?;
+                .for_no_key_update();
+            let rows = match busy {
+                Busy::Wait => query.load::<LockedPipeline>(next.conn())?,
+                Busy::Skip => query.skip_locked().load::<LockedPipeline>(next.conn())?,
+            };
             return Ok((rows, next));
         }
         if !builds.is_empty() {
@@ -241,12 +254,15 @@ impl<'c, S: Before<AtPipelines>> Locks<'c, S> {
                     .load::<i64>(next.conn())?,
             );
         }
-        let rows = pipelines::table
+        let query = pipelines::table
             .filter(pipelines::id.eq_any(sorted_unique(ids)))
             .order(pipelines::id.asc())
             .select(columns)
-            .for_no_key_update()
-            .load::<LockedPipeline>(next.conn())?;
+            .for_no_key_update();
+        let rows = match busy {
+            Busy::Wait => query.load::<LockedPipeline>(next.conn())?,
+            Busy::Skip => query.skip_locked().load::<LockedPipeline>(next.conn())?,
+        };
         Ok((rows, next))
     }
 }

@@ -7,7 +7,7 @@ mod expire;
 mod pipeline;
 pub(crate) mod snapshot;
 
-use crate::locking::{ClaimRequest, PipelineOf};
+use crate::locking::{Busy, ClaimRequest, PipelineOf};
 use crate::retry::transaction;
 use crate::{StorageError, TransitionKind, TxStats};
 use chrono::{DateTime, Utc};
@@ -233,10 +233,12 @@ impl<'a> Transitions<'a> {
         )
     }
 
-    /// The runner reports several results in one transaction. Each report is answered as
-    /// [`Self::finish`] would answer it alone: reports of one pipeline are applied in the order
-    /// given, and a refused report (another runner's build, say) changes nothing and does not
-    /// stop the others. `Err` only when nothing was written (the database failed).
+    /// The runner reports several results at once. Each report is answered as [`Self::finish`]
+    /// would answer it alone: reports of one pipeline are applied together, in the order given,
+    /// and a refused report (another runner's build, say) changes nothing and does not stop the
+    /// others. It takes at most two transactions: the pipelines free at once, then those another
+    /// transaction held. On `Err` (the database failed) some reports may have been applied;
+    /// sending them all again is safe, as a repeated report changes nothing.
     pub fn finish_all(
         &mut self,
         runner: RunnerId,
@@ -257,9 +259,7 @@ impl<'a> Transitions<'a> {
         let kind = reports
             .first()
             .map_or(TransitionKind::Succeed, |(_, result)| finish_kind(*result));
-        let answers = transaction(self.conn, self.stats, kind, |conn| {
-            pipeline::run_all(conn, &requests, now)
-        })?;
+        let answers = self.run_batch(kind, &requests, now)?;
         // Answers of one pipeline share its changes: count each finished build once.
         let mut counted = std::collections::HashSet::new();
         for ((build, result), answer) in reports.iter().zip(&answers) {
@@ -372,8 +372,8 @@ impl<'a> Transitions<'a> {
         )
     }
 
-    /// Brings several pipelines' statuses up to date, in one transaction. A pipeline that does
-    /// not exist is left out of the answer.
+    /// Brings several pipelines' statuses up to date, in at most two transactions (see
+    /// [`Self::finish_all`]). A pipeline that does not exist is left out of the answer.
     pub fn refresh_pipelines(
         &mut self,
         pipelines: &[PipelineId],
@@ -387,9 +387,7 @@ impl<'a> Transitions<'a> {
             .map(|&id| (PipelineOf::Id(id), PipelineEvent::Refresh))
             .collect();
         let kind = TransitionKind::Refresh;
-        let answers = transaction(self.conn, self.stats, kind, |conn| {
-            pipeline::run_all(conn, &requests, now)
-        })?;
+        let answers = self.run_batch(kind, &requests, now)?;
         let applied: Vec<Applied> = answers.into_iter().filter_map(Result::ok).collect();
         for _ in applied.iter().filter(|a| !a.is_noop()) {
             self.stats.committed(kind);
@@ -442,6 +440,38 @@ impl<'a> Transitions<'a> {
         self.run(PipelineOf::Id(pipeline), kind, event, now)
     }
 
+    /// Runs a batch in two passes: first, in one transaction, every request whose pipeline no
+    /// other transaction holds, without waiting for any; then, in a second, the rest, waiting
+    /// for their pipelines in the canonical order. Batches that share pipelines (runners
+    /// reporting neighbouring builds) then pass each other instead of queueing up behind one
+    /// another's commits. Each pipeline's requests still apply together, in one transaction.
+    fn run_batch(
+        &mut self,
+        kind: TransitionKind,
+        requests: &[pipeline::Request],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Applied, StorageError>>, StorageError> {
+        let mut answers = transaction(self.conn, self.stats, kind, |conn| {
+            pipeline::run_all(conn, requests, Busy::Skip, now)
+        })?;
+        let deferred: Vec<usize> = (0..answers.len())
+            .filter(|&i| answers[i].is_none())
+            .collect();
+        if !deferred.is_empty() {
+            let rest: Vec<pipeline::Request> = deferred.iter().map(|&i| requests[i]).collect();
+            let waited = transaction(self.conn, self.stats, kind, |conn| {
+                pipeline::run_all(conn, &rest, Busy::Wait, now)
+            })?;
+            for (i, answer) in deferred.into_iter().zip(waited) {
+                answers[i] = answer;
+            }
+        }
+        Ok(answers
+            .into_iter()
+            .map(|answer| answer.unwrap_or_else(unanswered))
+            .collect())
+    }
+
     fn run(
         &mut self,
         target: PipelineOf,
@@ -450,17 +480,19 @@ impl<'a> Transitions<'a> {
         now: DateTime<Utc>,
     ) -> Result<Applied, StorageError> {
         let applied = transaction(self.conn, self.stats, kind, |conn| {
-            let mut answers = pipeline::run_all(conn, &[(target, event)], now)?;
+            let mut answers = pipeline::run_all(conn, &[(target, event)], Busy::Wait, now)?;
             // A refused event fails the transaction, which then writes nothing.
-            answers
-                .pop()
-                .unwrap_or_else(|| Err(StorageError::corrupt("a transition went unanswered")))
+            answers.pop().flatten().unwrap_or_else(unanswered)
         })?;
         if !applied.is_noop() {
             self.stats.committed(kind);
         }
         Ok(applied)
     }
+}
+
+fn unanswered() -> Result<Applied, StorageError> {
+    Err(StorageError::corrupt("a transition went unanswered"))
 }
 
 fn finish_kind(result: BuildResult) -> TransitionKind {

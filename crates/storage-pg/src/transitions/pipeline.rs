@@ -7,7 +7,7 @@
 //! (`plan_all`), each seeing what the ones before it did.
 
 use super::snapshot::Snapshot;
-use crate::locking::{LockedBuilds, LockedPipeline, Locks, PipelineOf};
+use crate::locking::{Busy, LockedBuilds, LockedPipeline, Locks, PipelineOf};
 use crate::write::{self, NewDeployment};
 use crate::{Applied, StorageError};
 use chrono::{DateTime, Utc};
@@ -28,12 +28,17 @@ pub(crate) type Answer = Result<Applied, StorageError>;
 /// Runs `requests` inside the caller's transaction and answers each, in order. A refused
 /// request changes nothing; the others still apply. An `Err` of the whole call (a database
 /// error, or rows that changed under the plan) means the transaction must not commit.
+///
+/// With [`Busy::Skip`], requests whose pipeline another transaction holds are not answered
+/// (`None`): the caller runs them again, waiting. Without it, every request is answered.
 pub(crate) fn run_all(
     conn: &mut PgConnection,
     requests: &[Request],
+    busy: Busy,
     now: DateTime<Utc>,
-) -> Result<Vec<Answer>, StorageError> {
-    let (locked, mut locks) = Locks::begin(conn)?.lock_pipelines(requests.iter().map(|r| r.0))?;
+) -> Result<Vec<Option<Answer>>, StorageError> {
+    let targets = requests.iter().map(|r| r.0);
+    let (locked, mut locks) = Locks::begin(conn)?.lock_pipelines(targets, busy)?;
     let mut batch = Batch::read(locks.conn(), locked)?;
     let routes = batch.route(requests);
     batch.plan();
@@ -48,7 +53,15 @@ pub(crate) fn run_all(
     let new_deployments = batch.new_deployments(&new_builds);
     write::insert_deployments(locks.conn(), &new_deployments, now)?;
     write::update_pipelines(locks.conn(), &batch.pipeline_changes(), now)?;
-    Ok(batch.answer(routes, &new_builds))
+    let answers = batch.answer(routes, &new_builds);
+    Ok(answers
+        .into_iter()
+        .map(|answer| match answer {
+            // Not locked: busy (or missing, which the waiting pass tells apart).
+            Err(StorageError::NotFound { .. }) if busy == Busy::Skip => None,
+            answer => Some(answer),
+        })
+        .collect())
 }
 
 /// One locked pipeline of the batch: its builds, its events and, once planned, its plan.

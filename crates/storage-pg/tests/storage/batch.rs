@@ -185,3 +185,56 @@ fn overlapping_batches_in_opposite_orders_never_deadlock() {
     assert_eq!(server_deadlocks(&mut f.conn), before);
     f.assert_invariants();
 }
+
+/// A batch does not wait for a busy pipeline before applying the reports of free ones: those
+/// commit first, and the busy pipeline's reports follow once it is free.
+#[test]
+fn a_batch_applies_free_pipelines_first_then_waits_for_a_busy_one() {
+    use diesel::connection::SimpleConnection;
+    let mut f = Fixture::new();
+    let first = f.create(vec![job("a")]);
+    let second = f.create(vec![job("b")]);
+    let a = f.acquire_named("a");
+    let b = f.acquire_named("b");
+    let runner = f.runner;
+    let mut holder = f.db.connect();
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT id FROM pipelines WHERE id = {} FOR NO KEY UPDATE",
+            second.id.0
+        ))
+        .unwrap();
+    let db = &f.db;
+    let stats = TxStats::default();
+    std::thread::scope(|s| {
+        let batch = s.spawn(|| {
+            let mut conn = db.connect();
+            Transitions::new(&mut conn, &stats)
+                .finish_all(
+                    runner,
+                    &[(b.id, BuildResult::Success), (a.id, BuildResult::Success)],
+                    now(),
+                )
+                .unwrap()
+        });
+        let mut observer = db.connect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while lockstep_storage_pg::load_pipeline(&mut observer, first.id)
+            .unwrap()
+            .status
+            != PipelineStatus::Success
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the free pipeline's report waited for the busy one"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!batch.is_finished(), "the busy pipeline's report waits");
+        holder.batch_execute("COMMIT").unwrap();
+        let answers = batch.join().unwrap();
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    });
+    assert_eq!(f.pipeline(second.id).status, PipelineStatus::Success);
+    f.assert_invariants();
+}
