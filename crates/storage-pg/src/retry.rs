@@ -199,7 +199,11 @@ mod tests {
                 });
             }
         });
-        assert_eq!(stats.snapshot().serialization_failures, 1);
+        // At least one: on a loaded machine a retry can race the other transaction's first
+        // attempt again before it commits, and fail (and be counted) once more.
+        let snapshot = stats.snapshot();
+        assert!(snapshot.serialization_failures >= 1, "{snapshot:?}");
+        assert_eq!(snapshot.gave_up, 0);
     }
 
     #[test]
