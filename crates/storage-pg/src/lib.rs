@@ -8,6 +8,7 @@ mod logs;
 mod migrations;
 mod notify;
 mod pool;
+mod prepared;
 mod projects;
 mod reads;
 mod retry;

@@ -2,6 +2,7 @@
 //! slices by anyone.
 
 use crate::StorageError;
+use crate::prepared::{Prepared, Statement};
 use crate::rows::parse;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -22,7 +23,19 @@ pub struct LogSlice {
 }
 
 const APPEND_SQL: &str = include_str!("logs/append.sql");
+
+struct Append;
+
+impl Statement for Append {
+    const SQL: &'static str = APPEND_SQL;
+}
 const READ_SQL: &str = include_str!("logs/read.sql");
+
+struct Read;
+
+impl Statement for Read {
+    const SQL: &'static str = READ_SQL;
+}
 
 #[derive(Debug, QueryableByName)]
 struct AppendRow {
@@ -66,7 +79,7 @@ pub fn append_log(
     offset: u64,
     data: &[u8],
 ) -> Result<u64, StorageError> {
-    let row = diesel::sql_query(APPEND_SQL)
+    let row = Prepared::<Append>::new()
         .bind::<BigInt, _>(build.0)
         .bind::<BigInt, _>(runner.0)
         .bind::<BigInt, _>(to_bigint(offset))
@@ -163,7 +176,7 @@ fn read(
     from: u64,
     to: u64,
 ) -> Result<ReadRows, StorageError> {
-    let rows = diesel::sql_query(READ_SQL)
+    let rows = Prepared::<Read>::new()
         .bind::<BigInt, _>(build.0)
         .bind::<BigInt, _>(to_bigint(from))
         .bind::<BigInt, _>(to_bigint(to))

@@ -2,6 +2,7 @@
 //! (never deleted, so that builds keep pointing at who ran them).
 
 use crate::StorageError;
+use crate::prepared::{Prepared, Statement};
 use crate::schema::runners;
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -65,6 +66,12 @@ pub fn register_runner(
 
 const AUTHENTICATE_SQL: &str = include_str!("runners/authenticate.sql");
 
+struct Authenticate;
+
+impl Statement for Authenticate {
+    const SQL: &'static str = AUTHENTICATE_SQL;
+}
+
 /// The runner whose token hashes to `token_hash`, unless it is retired or unknown. Records the
 /// contact in the same statement, at most once every 30 seconds per runner, so that a busy
 /// runner costs no write per request. Runs as one statement: no transaction needed.
@@ -73,7 +80,7 @@ pub fn authenticate_runner(
     token_hash: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Option<RunnerView>, StorageError> {
-    let row = diesel::sql_query(AUTHENTICATE_SQL)
+    let row = Prepared::<Authenticate>::new()
         .bind::<Binary, _>(token_hash)
         .bind::<Timestamptz, _>(now)
         .get_result::<RunnerRow>(conn)

@@ -1,6 +1,7 @@
 //! The acquire statement's parameters and result rows.
 
 use crate::StorageError;
+use crate::prepared::{Prepared, Statement};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -57,7 +58,7 @@ pub(crate) struct ClaimedRow {
 
 impl ClaimRequest<'_> {
     pub(super) fn run(&self, conn: &mut PgConnection) -> Result<Vec<ClaimedRow>, StorageError> {
-        let rows = diesel::sql_query(CLAIM_SQL)
+        let rows = Prepared::<Claim>::new()
             .bind::<Array<Text>, _>(self.runner_tags)
             .bind::<BigInt, _>(self.limit)
             .bind::<BigInt, _>(self.runner_id)
@@ -69,6 +70,12 @@ impl ClaimRequest<'_> {
 }
 
 const CLAIM_SQL: &str = include_str!("claim.sql");
+
+struct Claim;
+
+impl Statement for Claim {
+    const SQL: &'static str = CLAIM_SQL;
+}
 
 #[derive(QueryableByName)]
 struct PlanLine {

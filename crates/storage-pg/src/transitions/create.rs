@@ -6,6 +6,7 @@
 //! 16,000-parameter VALUES list that PostgreSQL parsed and planned every time.
 
 use crate::locking::Locks;
+use crate::prepared::{Prepared, Statement};
 use crate::rows::to_int;
 use crate::{CreatedPipeline, StorageError};
 use chrono::{DateTime, Utc};
@@ -69,7 +70,7 @@ fn insert_pipeline(
         .map(|s| *s == BuildStatus::Pending)
         .collect();
     let finished: Vec<bool> = statuses.iter().map(|s| s.is_terminal()).collect();
-    let rows = diesel::sql_query(INSERT_PIPELINE_SQL)
+    let rows = Prepared::<InsertPipeline>::new()
         .bind::<BigInt, _>(new.project.0)
         .bind::<Text, _>(new.git_ref)
         .bind::<Nullable<Text>, _>(new.sha)
@@ -129,7 +130,19 @@ struct InsertedBuild {
 }
 
 const INSERT_PIPELINE_SQL: &str = include_str!("create/insert_pipeline.sql");
+
+struct InsertPipeline;
+
+impl Statement for InsertPipeline {
+    const SQL: &'static str = INSERT_PIPELINE_SQL;
+}
 const INSERT_DEPLOYMENTS_SQL: &str = include_str!("create/insert_deployments.sql");
+
+struct InsertDeployments;
+
+impl Statement for InsertDeployments {
+    const SQL: &'static str = INSERT_DEPLOYMENTS_SQL;
+}
 
 /// A PostgreSQL array literal of `items` (`{"a","b \"c\""}`) that `::text[]` parses back to
 /// exactly `items`: every element is quoted, so no content (commas, braces, spaces, `NULL`) is
@@ -187,7 +200,7 @@ fn insert_deployments(
         deployment_statuses.push(status.as_str());
         finished.push(deployment_is_terminal(status));
     }
-    diesel::sql_query(INSERT_DEPLOYMENTS_SQL)
+    Prepared::<InsertDeployments>::new()
         .bind::<Timestamptz, _>(now)
         .bind::<Array<BigInt>, _>(&build_ids)
         .bind::<Array<BigInt>, _>(&environment_ids)

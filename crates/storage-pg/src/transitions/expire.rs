@@ -1,6 +1,7 @@
 //! Finding builds whose lease passed. Expiring them is an ordinary pipeline transition.
 
 use crate::StorageError;
+use crate::prepared::{Prepared, Statement};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -12,6 +13,12 @@ const EXPIRED: &str = "\
     SELECT DISTINCT pipeline_id FROM ci_builds \
     WHERE status IN ('running', 'canceling') AND lease_expires_at < $1 \
     ORDER BY pipeline_id LIMIT $2";
+
+struct Expired;
+
+impl Statement for Expired {
+    const SQL: &'static str = EXPIRED;
+}
 
 #[derive(QueryableByName)]
 struct Row {
@@ -25,7 +32,7 @@ pub(crate) fn pipelines_with_expired_leases(
     now: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<PipelineId>, StorageError> {
-    let rows = diesel::sql_query(EXPIRED)
+    let rows = Prepared::<Expired>::new()
         .bind::<Timestamptz, _>(now)
         .bind::<BigInt, _>(limit)
         .load::<Row>(conn)?;

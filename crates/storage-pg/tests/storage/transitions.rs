@@ -590,3 +590,27 @@ fn unknown_ids_are_not_found() {
         "{err}"
     );
 }
+
+/// The claim is a fixed text: each connection prepares it once and reuses it, rather than
+/// parsing and planning it on every acquire.
+#[test]
+fn the_claim_is_prepared_once_per_connection() {
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let mut f = Fixture::new();
+    f.create(vec![job("a"), job("b"), job("c")]);
+    for _ in 0..3 {
+        f.acquire();
+    }
+    let prepared = diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%candidates AS%'",
+    )
+    .get_result::<Count>(&mut f.conn)
+    .unwrap();
+    assert_eq!(prepared.n, 1);
+}
