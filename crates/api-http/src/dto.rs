@@ -383,6 +383,23 @@ pub(crate) struct FinishRequest {
     pub(crate) failure_reason: Option<RunnerFailure>,
 }
 
+/// Up to `max_jobs` builds for one runner, in one answer.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchJobRequest {
+    /// How many builds at most, 1 to 100.
+    pub(crate) max_jobs: u32,
+    /// How long to wait for at least one build, 0 to 30 seconds; 0 answers at once.
+    #[serde(default)]
+    pub(crate) wait_seconds: Option<u32>,
+}
+
+/// Builds handed to a runner, in ascending id.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Jobs {
+    pub(crate) jobs: Vec<Job>,
+}
+
 /// Several results reported at once.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

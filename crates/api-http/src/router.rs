@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/runners", post(runners::create))
         .route("/runners/{id}", delete(runners::delete))
         .route("/jobs/request", post(jobs::request))
+        .route("/jobs/batch/request", post(batch::request))
         .route("/jobs/batch/finish", post(batch::finish))
         .route("/jobs/{id}/heartbeat", post(jobs::heartbeat))
         .route("/jobs/{id}/finish", post(jobs::finish))

@@ -5,11 +5,13 @@
 use crate::app::AppState;
 use crate::auth::Runner;
 use crate::blocking::with_conn;
-use crate::dto::{BatchFinishAnswer, BatchFinishRequest, ReportAnswer};
+use crate::dto::{BatchFinishAnswer, BatchFinishRequest, BatchJobRequest, Job, Jobs, ReportAnswer};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
-use crate::handlers::jobs::{build_result, finished_status};
+use crate::handlers::jobs::{MAX_WAIT_SECONDS, build_result, finished_status, wait_for_builds};
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use lockstep_domain::BuildId;
 use lockstep_storage_pg::Transitions;
@@ -17,9 +19,46 @@ use lockstep_storage_pg::Transitions;
 /// The most builds one batch call may ask for or report.
 pub(crate) const MAX_BATCH: usize = 100;
 
-/// Reports several results in one transaction. Each report is answered as
-/// `POST /jobs/{id}/finish` would answer it alone (a refused one changes nothing and does not
-/// stop the others); reports of one pipeline apply in the order given.
+/// Asks for up to `max_jobs` builds whose tags are all among the runner's, claimed in one
+/// statement. Waits up to `wait_seconds` for at least one to become pending, then answers with
+/// all it could claim at that moment; `204` when none came (or the server is shutting down).
+#[utoipa::path(post, path = "/api/v1/jobs/batch/request", tag = "runner protocol",
+    request_body = BatchJobRequest,
+    responses((status = 201, description = "1 to `max_jobs` builds, in ascending id", body = Jobs),
+        (status = 204, description = "no build within the wait"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("runner" = [])))]
+pub(crate) async fn request(
+    State(state): State<AppState>,
+    Runner(runner): Runner,
+    Json(body): Json<BatchJobRequest>,
+) -> ApiResult<Response> {
+    let wait = body.wait_seconds.unwrap_or(0);
+    if wait > MAX_WAIT_SECONDS {
+        return Err(ApiError::invalid(
+            "wait_seconds",
+            format!("`wait_seconds` must be between 0 and {MAX_WAIT_SECONDS}"),
+        ));
+    }
+    let limit = usize::try_from(body.max_jobs).unwrap_or(usize::MAX);
+    if !(1..=MAX_BATCH).contains(&limit) {
+        return Err(ApiError::invalid(
+            "max_jobs",
+            format!("`max_jobs` must be between 1 and {MAX_BATCH}"),
+        ));
+    }
+    let builds = wait_for_builds(&state, &runner, wait, body.max_jobs).await?;
+    if builds.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let lease = state.lease.as_secs();
+    let jobs = builds.into_iter().map(|b| Job::new(b, lease)).collect();
+    Ok((StatusCode::CREATED, axum::Json(Jobs { jobs })).into_response())
+}
+
+/// Reports several results at once. Each report is answered as `POST /jobs/{id}/finish` would
+/// answer it alone (a refused one changes nothing and does not stop the others); reports of one
+/// pipeline apply together, in the order given.
 #[utoipa::path(post, path = "/api/v1/jobs/batch/finish", tag = "runner protocol",
     request_body = BatchFinishRequest,
     responses((status = 200, description = "one answer per report, in order", body = BatchFinishAnswer),

@@ -16,7 +16,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use lockstep_domain::{BuildId, BuildResult, BuildStatus, FailureReason, TransitionError};
-use lockstep_storage_pg::{Applied, StorageError, Transitions, append_log, load_build};
+use lockstep_storage_pg::{
+    AcquiredBuild, Applied, RunnerView, StorageError, Transitions, append_log, load_build,
+};
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -46,6 +48,24 @@ pub(crate) async fn request(
             format!("`wait_seconds` must be between 0 and {MAX_WAIT_SECONDS}"),
         ));
     }
+    let builds = wait_for_builds(&state, &runner, wait, 1).await?;
+    match builds.into_iter().next() {
+        Some(build) => {
+            let job = Job::new(build, state.lease.as_secs());
+            Ok((StatusCode::CREATED, axum::Json(job)).into_response())
+        }
+        None => Ok(StatusCode::NO_CONTENT.into_response()),
+    }
+}
+
+/// Claims up to `limit` builds for the runner, waiting up to `wait` seconds for at least one;
+/// empty when none came in time (or the server is shutting down).
+pub(crate) async fn wait_for_builds(
+    state: &AppState,
+    runner: &RunnerView,
+    wait: u32,
+    limit: u32,
+) -> ApiResult<Vec<AcquiredBuild>> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(u64::from(wait));
     let _waiting = state.metrics.waiting();
@@ -54,8 +74,8 @@ pub(crate) async fn request(
         let mut woken = state.wake.subscribe();
         let tags = runner.tags.clone();
         let (id, lease) = (runner.id, state.lease);
-        let claimed = with_conn(&state, move |conn, stats| {
-            Transitions::new(conn, stats).claim(id, &tags, 1, lease, Utc::now())
+        let claimed = with_conn(state, move |conn, stats| {
+            Transitions::new(conn, stats).claim(id, &tags, limit, lease, Utc::now())
         })
         .await?;
         if !claimed.stale_pipelines.is_empty() {
@@ -63,19 +83,18 @@ pub(crate) async fn request(
             // runner, so it happens beside the answer rather than before it.
             tokio::spawn(refresh(state.clone(), claimed.stale_pipelines));
         }
-        if let Some(build) = claimed.builds.into_iter().next() {
+        if !claimed.builds.is_empty() {
             state.metrics.acquired_after(started.elapsed());
-            let job = Job::new(build, state.lease.as_secs());
-            return Ok((StatusCode::CREATED, axum::Json(job)).into_response());
+            return Ok(claimed.builds);
         }
         tokio::select! {
             changed = woken.changed() => {
                 if changed.is_err() {
-                    return Ok(StatusCode::NO_CONTENT.into_response());
+                    return Ok(Vec::new());
                 }
             }
-            () = tokio::time::sleep_until(deadline) => return Ok(StatusCode::NO_CONTENT.into_response()),
-            () = state.stopped() => return Ok(StatusCode::NO_CONTENT.into_response()),
+            () = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
+            () = state.stopped() => return Ok(Vec::new()),
         }
     }
 }
@@ -84,10 +103,7 @@ pub(crate) async fn request(
 /// transition derives its status again anyway.
 async fn refresh(state: AppState, pipelines: Vec<lockstep_domain::PipelineId>) {
     let refreshed = with_conn(&state, move |conn, stats| {
-        for pipeline in pipelines {
-            Transitions::new(conn, stats).refresh_pipeline(pipeline, Utc::now())?;
-        }
-        Ok(())
+        Transitions::new(conn, stats).refresh_pipelines(&pipelines, Utc::now())
     })
     .await;
     if let Err(error) = refreshed {

@@ -430,6 +430,7 @@ fn routing(f: &Fixture) -> Vec<Case<'_>> {
         (Method::GET, "/api/v1/jobs/request".to_owned()),
         (Method::GET, format!("/api/v1/jobs/{b}/heartbeat")),
         (Method::GET, format!("/api/v1/jobs/{b}/finish")),
+        (Method::GET, "/api/v1/jobs/batch/request".to_owned()),
         (Method::GET, "/api/v1/jobs/batch/finish".to_owned()),
         (Method::GET, format!("/api/v1/jobs/{b}/log")),
         (Method::POST, "/api/v1/openapi.json".to_owned()),
@@ -536,6 +537,7 @@ fn runner_routes(f: &Fixture) -> Vec<Route> {
         post("/api/v1/jobs/request", "{}"),
         post(format!("/api/v1/jobs/{b}/heartbeat"), ""),
         post(format!("/api/v1/jobs/{b}/finish"), SUCCESS),
+        post("/api/v1/jobs/batch/request", r#"{"max_jobs":5}"#),
         post(
             "/api/v1/jobs/batch/finish",
             format!(r#"{{"reports":[{{"id":{b},"result":"success"}}]}}"#),
@@ -1203,6 +1205,42 @@ fn finishes(f: &Fixture) -> Vec<Case<'_>> {
     cases
 }
 
+/// `POST /jobs/batch/request` as runner B, with a pending build there to be claimed.
+fn batch_requests(f: &Fixture) -> Vec<Case<'_>> {
+    let path = "/api/v1/jobs/batch/request";
+    let request = |name: &str, body: Value| {
+        Case::new(format!("batch request: {name}"), Method::POST, path, f.b()).json(&body)
+    };
+    let mut cases = not_an_object("batch request", &Method::POST, path, f.b());
+    cases.extend([
+        request("no max_jobs", json!({}))
+            .is(400, "bad_request")
+            .field("max_jobs"),
+        request("a string max_jobs", json!({ "max_jobs": "ten" }))
+            .is(400, "bad_request")
+            .field("max_jobs"),
+        request("a negative max_jobs", json!({ "max_jobs": -1 }))
+            .is(400, "bad_request")
+            .field("max_jobs"),
+        request("an unknown field", json!({ "max_jobs": 1, "limit": 5 }))
+            .is(400, "bad_request")
+            .field("limit"),
+        request("max_jobs 0", json!({ "max_jobs": 0 }))
+            .is(422, "invalid")
+            .field("max_jobs"),
+        request("max_jobs 101", json!({ "max_jobs": 101 }))
+            .is(422, "invalid")
+            .field("max_jobs"),
+        request(
+            "wait_seconds 31",
+            json!({ "max_jobs": 5, "wait_seconds": 31 }),
+        )
+        .is(422, "invalid")
+        .field("wait_seconds"),
+    ]);
+    cases
+}
+
 /// `POST /jobs/batch/finish` as runner A, with its running build in every report, so only the
 /// body can be at fault. A refused report inside a well-formed batch is answered inside a 200
 /// (contract.rs); these are the bodies refused whole, with nothing written.
@@ -1341,6 +1379,7 @@ fn all_cases(f: &Fixture) -> Vec<Case<'_>> {
         job_requests(f),
         heartbeats(f),
         finishes(f),
+        batch_requests(f),
         batch_finishes(f),
         log_appends(f),
     ]

@@ -88,3 +88,58 @@ async fn a_batch_of_reports_is_answered_report_by_report() {
     assert_eq!(second["builds"][0]["deployment"]["status"], "success");
     assert_eq!(second["builds"][1]["status"], "pending");
 }
+
+#[tokio::test]
+async fn a_runner_takes_up_to_max_jobs_builds_in_one_request() {
+    let app = TestApp::new();
+    let project = app.project("app").await;
+    let (_, token) = app.runner("r1", &["linux"]).await;
+    let jobs: Vec<Value> = (0..5)
+        .map(|i| json!({ "name": format!("job-{i}"), "script": ["true"], "environment": if i == 0 { Some("staging") } else { None } }))
+        .collect();
+    app.pipeline(project, Value::Array(jobs)).await;
+    let request = |max_jobs: u32| {
+        let body = json!({ "max_jobs": max_jobs });
+        let token = token.clone();
+        let app = &app;
+        async move {
+            app.runner_post("/api/v1/jobs/batch/request", &token, &body)
+                .await
+        }
+    };
+    let first = request(3).await.expect(StatusCode::CREATED).json();
+    let first = first["jobs"].as_array().expect("jobs").clone();
+    assert_eq!(first.len(), 3);
+    assert!(
+        first.windows(2).all(|w| id(&w[0]) < id(&w[1])),
+        "ascending ids"
+    );
+    assert_eq!(first[0]["deployment"]["status"], "running");
+    assert_eq!(first[0]["variables"]["CI_ENVIRONMENT_NAME"], "staging");
+    let second = request(10).await.expect(StatusCode::CREATED).json();
+    assert_eq!(second["jobs"].as_array().map(Vec::len), Some(2));
+    request(10).await.expect(StatusCode::NO_CONTENT);
+
+    let reports: Vec<Value> = first
+        .iter()
+        .chain(second["jobs"].as_array().expect("jobs"))
+        .map(|job| json!({ "id": id(job), "result": "success" }))
+        .collect();
+    let answer = app
+        .runner_post(
+            "/api/v1/jobs/batch/finish",
+            &token,
+            &json!({ "reports": reports }),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert!(
+        answer["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .all(|r| r["status"] == "success"),
+        "{answer}"
+    );
+}
