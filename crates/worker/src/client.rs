@@ -86,22 +86,31 @@ impl Client {
             .timeout(timeout)
     }
 
-    /// Waits up to `wait_seconds` for a build; `None` when none came.
-    pub(crate) async fn request_job(&self, wait_seconds: u32) -> Result<Option<Job>, CallError> {
+    /// Waits up to `wait_seconds` for builds, and takes up to `max_jobs` of them in one call;
+    /// empty when none came.
+    pub(crate) async fn request_jobs(
+        &self,
+        max_jobs: usize,
+        wait_seconds: u32,
+    ) -> Result<Vec<Job>, CallError> {
+        #[derive(Deserialize)]
+        struct Jobs {
+            jobs: Vec<Job>,
+        }
         let timeout = Duration::from_secs(u64::from(wait_seconds)) + CALL_TIMEOUT;
         let response = send(
-            self.post("/jobs/request", timeout)
-                .json(&serde_json::json!({ "wait_seconds": wait_seconds })),
+            self.post("/jobs/batch/request", timeout)
+                .json(&serde_json::json!({ "max_jobs": max_jobs, "wait_seconds": wait_seconds })),
         )
         .await?;
         if response.status() == reqwest::StatusCode::NO_CONTENT {
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        let job = response
-            .json::<Job>()
+        let answer = response
+            .json::<Jobs>()
             .await
-            .map_err(|error| CallError::Unavailable(format!("unreadable job: {error}")))?;
-        Ok(Some(job))
+            .map_err(|error| CallError::Unavailable(format!("unreadable jobs: {error}")))?;
+        Ok(answer.jobs)
     }
 
     pub(crate) async fn heartbeat(&self, build: i64) -> Result<Beat, CallError> {

@@ -1,16 +1,22 @@
-//! The worker: `concurrency` slots, each asking for a build and running it, and the shutdown:
-//! a first signal stops asking and lets running builds finish within the grace period, then
-//! cancels them; a second signal cancels them at once.
+//! The worker: `concurrency` slots, one request at a time asking the server for as many builds
+//! as slots are free, each build run in a slot of its own; and the shutdown: a first signal
+//! stops asking and lets running builds finish within the grace period, then cancels them; a
+//! second signal cancels them at once.
 
 use crate::backoff::Backoff;
 use crate::client::{CallError, Client};
 use crate::job::{self, Runner};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// How long one job request waits on the server for a build.
 const WAIT_SECONDS: u32 = 30;
+/// The most builds the server hands out in one answer.
+const MAX_JOBS_PER_REQUEST: usize = 100;
 
 /// How the worker is set up.
 #[derive(Debug, Clone)]
@@ -65,44 +71,51 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         work_dir: config.work_dir.clone(),
     };
     tracing::info!(url = %config.url, concurrency = config.concurrency, shell = %config.shell.display(), "worker started");
-    let slots: Vec<_> = (0..config.concurrency)
-        .map(|_| tokio::spawn(slot(runner.clone(), shutdown.clone())))
-        .collect();
-    let mut outcome = Ok(());
-    for slot in slots {
-        match slot.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => outcome = Err(error),
-            Err(join) => outcome = Err(anyhow::anyhow!("a worker slot panicked: {join}")),
+    let mut running = JoinSet::new();
+    let mut outcome = poll(&runner, config.concurrency, &mut running, &shutdown).await;
+    while let Some(done) = running.join_next().await {
+        if let Err(join) = done {
+            outcome = Err(anyhow::anyhow!("a build's task panicked: {join}"));
         }
     }
     tracing::info!("worker stopped");
     outcome
 }
 
-async fn slot(runner: Runner, shutdown: Shutdown) -> anyhow::Result<()> {
+/// Asks for builds while slots are free, until drained. One request at a time: a worker with
+/// ten idle slots holds one long-poll, not ten.
+async fn poll(
+    runner: &Runner,
+    concurrency: usize,
+    running: &mut JoinSet<()>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let slots = Arc::new(Semaphore::new(concurrency));
     let mut backoff = Backoff::default();
     loop {
+        while running.try_join_next().is_some() {}
+        let free = tokio::select! {
+            free = free_slots(&slots) => free,
+            () = shutdown.drain.cancelled() => return Ok(()),
+        };
         let request = tokio::select! {
-            request = runner.client.request_job(WAIT_SECONDS) => request,
+            request = runner.client.request_jobs(free.num_permits(), WAIT_SECONDS) => request,
             // A claim racing this abort is not lost: its lease runs out and the server
             // expires it (and retries it when the job allows).
             () = shutdown.drain.cancelled() => return Ok(()),
         };
         match request {
-            Ok(Some(job)) => {
+            Ok(jobs) => {
                 backoff.reset();
-                job::run(&runner, job, shutdown.abort.clone()).await;
+                start(runner, jobs, free, running, shutdown);
             }
-            Ok(None) => backoff.reset(),
             Err(CallError::Unauthorized) => {
-                // Every slot stops: the token will not start working by itself.
-                shutdown.drain.cancel();
                 anyhow::bail!(
                     "the server refused the runner token: register a runner (POST /api/v1/runners) and pass its token as LOCKSTEP_RUNNER_TOKEN"
                 );
             }
             Err(error) => {
+                drop(free);
                 let delay = backoff.next_delay();
                 tracing::warn!(%error, retry_in_ms = delay.as_millis(), "cannot get a build");
                 tokio::select! {
@@ -114,5 +127,53 @@ async fn slot(runner: Runner, shutdown: Shutdown) -> anyhow::Result<()> {
         if shutdown.drain.is_cancelled() {
             return Ok(());
         }
+    }
+}
+
+/// Waits for at least one free slot, then takes every slot free at that moment (as many as one
+/// request may ask for).
+async fn free_slots(slots: &Arc<Semaphore>) -> OwnedSemaphorePermit {
+    let mut free = Arc::clone(slots)
+        .acquire_owned()
+        .await
+        .expect("the slot semaphore is never closed");
+    let more = slots
+        .available_permits()
+        .min(MAX_JOBS_PER_REQUEST - 1)
+        .try_into()
+        .unwrap_or(0);
+    if more > 0
+        && let Ok(extra) = Arc::clone(slots).try_acquire_many_owned(more)
+    {
+        free.merge(extra);
+    }
+    free
+}
+
+/// Runs each build in a slot of its own; slots no build came for are free again.
+fn start(
+    runner: &Runner,
+    jobs: Vec<crate::client::Job>,
+    mut free: OwnedSemaphorePermit,
+    running: &mut JoinSet<()>,
+    shutdown: &Shutdown,
+) {
+    for job in jobs {
+        let Some(slot) = free.split(1) else {
+            // The server never sends more than asked; a build beyond that runs anyway, late
+            // by a slot, rather than being stranded until its lease runs out.
+            tracing::warn!(
+                build_id = job.id,
+                "the server sent more builds than free slots"
+            );
+            let (runner, abort) = (runner.clone(), shutdown.abort.clone());
+            running.spawn(async move { job::run(&runner, job, abort).await });
+            continue;
+        };
+        let (runner, abort) = (runner.clone(), shutdown.abort.clone());
+        running.spawn(async move {
+            job::run(&runner, job, abort).await;
+            drop(slot);
+        });
     }
 }

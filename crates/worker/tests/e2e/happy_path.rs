@@ -101,3 +101,26 @@ async fn a_server_restart_mid_build_loses_no_log_bytes() {
     );
     stack.stop().await;
 }
+
+/// Four slots, four builds: the worker asks for them in one request and runs them side by
+/// side. Each build waits until all four have started, so the pipeline only succeeds if they
+/// really ran at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_slots_take_several_builds_at_once() {
+    let stack = Stack::new(Duration::from_secs(10)).await;
+    let _worker = stack.worker(&["--concurrency", "4"]);
+    let barrier = std::env::temp_dir().join(format!("lockstep-barrier-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&barrier).expect("a barrier dir");
+    let script = format!(
+        "touch {dir}/$CI_JOB_ID; while [ $(ls {dir} | wc -l) -lt 4 ]; do sleep 0.05; done",
+        dir = barrier.display()
+    );
+    let jobs: Vec<_> = (0..4)
+        .map(|i| json!({ "name": format!("job-{i}"), "script": [script], "timeout_seconds": 30 }))
+        .collect();
+    let id = stack.submit(serde_json::Value::Array(jobs)).await;
+    let pipeline = stack.wait_finished(id, Duration::from_secs(60)).await;
+    let _ = std::fs::remove_dir_all(&barrier);
+    assert_eq!(pipeline["status"], "success", "{pipeline:#}");
+    stack.stop().await;
+}
