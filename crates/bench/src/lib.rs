@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod cost;
 mod figures;
 mod fixtures;
 mod scenarios;

@@ -1,11 +1,14 @@
 //! Storage-level scenarios: claim and complete, bulk creation, and the cancel storm.
 
 use super::{Options, Outcome, progress};
+use crate::cost::{Cost, Meter};
 use crate::figures::{Figure, percentile};
 use crate::fixtures::{Db, commits, create, independent_jobs, runner, server_deadlocks};
 use chrono::Utc;
+use diesel::pg::PgConnection;
 use lockstep_domain::{BuildResult, FailureReason, PipelineId};
 use lockstep_storage_pg::{StorageError, Transitions, TxStats};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -24,30 +27,62 @@ pub(super) fn claim_complete(options: &Options) -> Outcome {
     let builds = options.size(20_000, 600);
     let mut rates = Vec::new();
     let mut commits_per_build = Vec::new();
+    let mut round_trips = Vec::new();
+    let mut cpu = Vec::new();
     for round in 0..options.rounds {
-        let (rate, commits) = claim_complete_round(builds)?;
+        let measured = claim_complete_round(builds)?;
         progress(&format!(
-            "round {round}: {rate:.0} builds/s, {commits:.2} commits/build"
+            "round {round}: {:.0} builds/s, {:.2} commits/build, {:.2} round trips/build, {:.2} CPU s per 10,000 builds (client {:.2}, server {:.2})",
+            measured.rate,
+            measured.commits_per_build,
+            measured.round_trips_per_build,
+            measured.client_cpu_per_10k + measured.server_cpu_per_10k,
+            measured.client_cpu_per_10k,
+            measured.server_cpu_per_10k,
         ));
-        rates.push(rate);
-        commits_per_build.push(commits);
+        rates.push(measured.rate);
+        commits_per_build.push(measured.commits_per_build);
+        round_trips.push(measured.round_trips_per_build);
+        cpu.push(measured.client_cpu_per_10k + measured.server_cpu_per_10k);
     }
     Ok((
         vec![
             Figure::of("claim_complete_storage", "builds/s", &rates),
             Figure::of("commits_per_build", "commits", &commits_per_build),
+            Figure::of("round_trips_per_build", "statements", &round_trips),
+            Figure::of("cpu_seconds_per_10k_builds", "s", &cpu),
         ],
-        vec![(
-            "claim_complete_storage".to_owned(),
-            format!(
-                "{builds} no-op builds in pipelines of {PIPELINE_JOBS} (every 10th deploys), {THREADS} threads, each claiming up to {CLAIM_BATCH} builds per transaction and reporting them in one (finish_all)"
+        vec![
+            (
+                "claim_complete_storage".to_owned(),
+                format!(
+                    "{builds} no-op builds in pipelines of {PIPELINE_JOBS} (every 10th deploys), {THREADS} threads, each claiming up to {CLAIM_BATCH} builds per transaction and reporting them in one (finish_all)"
+                ),
             ),
-        )],
+            (
+                "round_trips_per_build".to_owned(),
+                "statements sent per build in claim_complete_storage, BEGIN and COMMIT included"
+                    .to_owned(),
+            ),
+            (
+                "cpu_seconds_per_10k_builds".to_owned(),
+                "CPU of the claiming threads plus their PostgreSQL backends in claim_complete_storage, per 10,000 builds".to_owned(),
+            ),
+        ],
     ))
 }
 
+/// One round of the storage claim+complete scenario.
+struct Measured {
+    rate: f64,
+    commits_per_build: f64,
+    round_trips_per_build: f64,
+    client_cpu_per_10k: f64,
+    server_cpu_per_10k: f64,
+}
+
 #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
-fn claim_complete_round(builds: usize) -> anyhow::Result<(f64, f64)> {
+fn claim_complete_round(builds: usize) -> anyhow::Result<Measured> {
     let db = Db::new()?;
     let stats = TxStats::default();
     let mut conn = db.connect();
@@ -60,14 +95,15 @@ fn claim_complete_round(builds: usize) -> anyhow::Result<(f64, f64)> {
         .collect::<anyhow::Result<_>>()?;
     drop(conn);
     let mut conn = db.connect();
+    let cost = Arc::new(Cost::default());
     let before = commits(&mut conn)?;
     let started = Instant::now();
     let done = std::thread::scope(|scope| {
         let handles: Vec<_> = runners
             .iter()
             .map(|runner| {
-                let (db, stats) = (&db, &stats);
-                scope.spawn(move || drain(db, stats, *runner))
+                let (db, stats, cost) = (&db, &stats, &cost);
+                scope.spawn(move || drain(db, stats, cost, *runner))
             })
             .collect();
         handles
@@ -88,22 +124,40 @@ fn claim_complete_round(builds: usize) -> anyhow::Result<(f64, f64)> {
         snapshot.deadlocks
     ));
     let after = commits(&mut conn)?;
-    Ok((done as f64 / elapsed, (after - before) as f64 / done as f64))
+    let per_10k = |cpu: Duration| cpu.as_secs_f64() / done as f64 * 10_000.0;
+    Ok(Measured {
+        rate: done as f64 / elapsed,
+        commits_per_build: (after - before) as f64 / done as f64,
+        round_trips_per_build: cost.statements() as f64 / done as f64,
+        client_cpu_per_10k: per_10k(cost.client_cpu()),
+        server_cpu_per_10k: per_10k(cost.server_cpu()),
+    })
 }
 
 /// Claims (up to CLAIM_BATCH at a time) and reports them together until none is pending;
 /// returns how many.
-fn drain(db: &Db, stats: &TxStats, runner: lockstep_domain::RunnerId) -> anyhow::Result<usize> {
+fn drain(
+    db: &Db,
+    stats: &TxStats,
+    cost: &Arc<Cost>,
+    runner: lockstep_domain::RunnerId,
+) -> anyhow::Result<usize> {
     let mut conn = db.connect();
+    let meter = Meter::start(cost, &mut conn);
+    let done = drain_on(&mut conn, stats, runner);
+    meter.stop();
+    done
+}
+
+fn drain_on(
+    conn: &mut PgConnection,
+    stats: &TxStats,
+    runner: lockstep_domain::RunnerId,
+) -> anyhow::Result<usize> {
     let mut done = 0;
     loop {
-        let claimed = Transitions::new(&mut conn, stats).acquire(
-            runner,
-            &[],
-            CLAIM_BATCH,
-            LEASE,
-            Utc::now(),
-        )?;
+        let claimed =
+            Transitions::new(conn, stats).acquire(runner, &[], CLAIM_BATCH, LEASE, Utc::now())?;
         if claimed.is_empty() {
             return Ok(done);
         }
@@ -111,8 +165,7 @@ fn drain(db: &Db, stats: &TxStats, runner: lockstep_domain::RunnerId) -> anyhow:
             .iter()
             .map(|build| (build.id, BuildResult::Success))
             .collect();
-        let answers =
-            Transitions::new(&mut conn, stats).finish_all(runner, &reports, Utc::now())?;
+        let answers = Transitions::new(conn, stats).finish_all(runner, &reports, Utc::now())?;
         for answer in answers {
             answer?;
             done += 1;
