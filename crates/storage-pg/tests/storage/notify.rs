@@ -18,18 +18,19 @@ fn listen(f: &Fixture) -> PgConnection {
     listener
 }
 
-/// How many wake-ups `listener` received since the last call. A sentinel notification is sent
-/// after the writes under test, from the writing connection: PostgreSQL delivers one sender's
-/// notifications in commit order, so once the sentinel arrives everything before it has too.
-/// That makes "nothing arrived" as reliable as "something arrived".
-fn wakeups(writer: &mut PgConnection, listener: &mut PgConnection) -> usize {
+/// The wake-ups `listener` received since the last call, each as the number of builds it
+/// announces. A sentinel notification is sent after the writes under test, from the writing
+/// connection: PostgreSQL delivers one sender's notifications in commit order, so once the
+/// sentinel arrives everything before it has too. That makes "nothing arrived" as reliable as
+/// "something arrived".
+fn wakeups(writer: &mut PgConnection, listener: &mut PgConnection) -> Vec<u64> {
     diesel::sql_query("SELECT pg_notify($1, $2)")
         .bind::<Text, _>(PENDING_CHANNEL)
         .bind::<Text, _>(SENTINEL)
         .execute(writer)
         .expect("send the sentinel");
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut count = 0;
+    let mut builds = Vec::new();
     loop {
         // A round trip makes the client read whatever the server has sent meanwhile.
         diesel::sql_query("SELECT 1")
@@ -39,14 +40,14 @@ fn wakeups(writer: &mut PgConnection, listener: &mut PgConnection) -> usize {
             let notification = notification.expect("notification");
             assert_eq!(notification.channel, PENDING_CHANNEL);
             if notification.payload == SENTINEL {
-                return count;
+                return builds;
             }
-            assert_eq!(notification.payload, "", "wake-ups carry no payload");
-            count += 1;
+            let count = notification.payload.parse();
+            builds.push(count.expect("a wake-up's payload is a number of builds"));
         }
         assert!(
             Instant::now() < deadline,
-            "the sentinel never arrived ({count} wake-ups before it)"
+            "the sentinel never arrived ({builds:?} before it)"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -56,9 +57,9 @@ fn wakeups(writer: &mut PgConnection, listener: &mut PgConnection) -> usize {
 fn creating_a_pipeline_with_a_pending_build_wakes_listeners_once() {
     let mut f = Fixture::new();
     let mut listener = listen(&f);
-    // Two pending builds, inserted by one transaction: one wake-up.
+    // Two pending builds, inserted by one transaction: one wake-up, for two builds.
     f.create(vec![job("a"), job("b")]);
-    assert_eq!(wakeups(&mut f.conn, &mut listener), 1);
+    assert_eq!(wakeups(&mut f.conn, &mut listener), [2]);
 }
 
 #[test]
@@ -66,7 +67,7 @@ fn a_pipeline_with_nothing_pending_wakes_nobody() {
     let mut f = Fixture::new();
     let mut listener = listen(&f);
     f.create(vec![job("deploy").when(When::Manual)]);
-    assert_eq!(wakeups(&mut f.conn, &mut listener), 0);
+    assert_eq!(wakeups(&mut f.conn, &mut listener), []);
 }
 
 #[test]
@@ -79,13 +80,13 @@ fn claims_and_heartbeats_are_silent_but_the_next_stage_wakes_listeners() {
     f.tx()
         .heartbeat(build.id, runner, LEASE, now())
         .expect("heartbeat");
-    assert_eq!(wakeups(&mut f.conn, &mut listener), 0);
+    assert_eq!(wakeups(&mut f.conn, &mut listener), []);
 
     // Finishing the first stage makes the second pending: an UPDATE, not an INSERT.
     f.tx()
         .finish(build.id, runner, BuildResult::Success, now())
         .expect("finish");
-    assert_eq!(wakeups(&mut f.conn, &mut listener), 1);
+    assert_eq!(wakeups(&mut f.conn, &mut listener), [1]);
 }
 
 #[test]
@@ -94,5 +95,5 @@ fn playing_a_manual_build_wakes_listeners() {
     let created = f.create(vec![job("deploy").when(When::Manual)]);
     let mut listener = listen(&f);
     f.tx().play_build(created.builds[0], now()).expect("play");
-    assert_eq!(wakeups(&mut f.conn, &mut listener), 1);
+    assert_eq!(wakeups(&mut f.conn, &mut listener), [1]);
 }
