@@ -69,11 +69,13 @@ pub(crate) async fn wait_for_builds(
     let started = Instant::now();
     let deadline = started + Duration::from_secs(u64::from(wait));
     let _waiting = state.metrics.waiting();
+    // Registered before the first claim, so that a build made pending from here on wakes it.
+    let mut waiter = state.wake.waiter(&runner.tags);
     loop {
-        // Subscribe before claiming, so a build made pending in between still wakes us.
-        let mut woken = state.wake.subscribe();
+        waiter.look();
         let tags = runner.tags.clone();
         let (id, lease) = (runner.id, state.lease);
+        // On an error the waiter is dropped mid-claim, which lets every other waiter look again.
         let claimed = with_conn(state, move |conn, stats| {
             Transitions::new(conn, stats).claim(id, &tags, limit, lease, Utc::now())
         })
@@ -84,15 +86,15 @@ pub(crate) async fn wait_for_builds(
             tokio::spawn(refresh(state.clone(), claimed.stale_pipelines));
         }
         if !claimed.builds.is_empty() {
+            waiter.claimed();
             state.metrics.acquired_after(started.elapsed());
             return Ok(claimed.builds);
         }
+        if waiter.found_nothing() == crate::wake::Next::LookAgain {
+            continue;
+        }
         tokio::select! {
-            changed = woken.changed() => {
-                if changed.is_err() {
-                    return Ok(Vec::new());
-                }
-            }
+            () = waiter.woken() => {}
             () = tokio::time::sleep_until(deadline) => return Ok(Vec::new()),
             () = state.stopped() => return Ok(Vec::new()),
         }

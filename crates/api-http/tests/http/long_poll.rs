@@ -220,3 +220,209 @@ async fn a_blocked_query_does_not_stall_other_requests() {
     assert_eq!(status, StatusCode::OK, "{body}");
     served.shut_down().await;
 }
+
+/// Starts a runner's single long-poll; it answers with the job's name, or `None` on 204.
+fn wait_for_a_job(url: String, token: String) -> tokio::task::JoinHandle<Option<String>> {
+    tokio::spawn(async move {
+        let (status, job) = post(&url, &token, &json!({ "wait_seconds": 20 })).await;
+        match status {
+            StatusCode::CREATED => Some(job["name"].as_str().expect("a name").to_owned()),
+            StatusCode::NO_CONTENT => None,
+            other => panic!("the job request answered {other}: {job}"),
+        }
+    })
+}
+
+/// One pending build wakes one waiter, the one that has waited longest; here it cannot take
+/// the build, so it hands the wake-up on to a runner whose tags might.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_woken_runner_that_cannot_take_the_build_wakes_one_that_can() {
+    let app = TestApp::new();
+    let project = app.project("app").await;
+    let (_, linux) = app.runner("linux", &["linux"]).await;
+    let (_, gpu) = app.runner("gpu", &["linux", "gpu"]).await;
+    let served = app.serve().await;
+    let url = served.url("/api/v1/jobs/request");
+    let first = wait_for_a_job(url.clone(), linux);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = wait_for_a_job(url, gpu);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    app.pipeline(
+        project,
+        json!([{ "name": "train", "script": ["true"], "tags": ["gpu"] }]),
+    )
+    .await;
+    let taken = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the gpu runner is woken, not left to its timeout")
+        .expect("the request completes");
+    assert_eq!(taken.as_deref(), Some("train"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(!first.is_finished(), "the linux runner still waits");
+    served.shut_down().await;
+    assert_eq!(first.await.expect("the request completes"), None);
+}
+
+/// Runners with different tags wait once each while pipelines appear one after another. After
+/// each pipeline, no runner may go on waiting while a build it could take is pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_build_stays_pending_while_a_runner_that_could_take_it_waits() {
+    let app = TestApp::new();
+    let project = app.project("app").await;
+    let runners: [&[&str]; 6] = [
+        &["linux"],
+        &["linux"],
+        &["docker"],
+        &["gpu", "linux"],
+        &["gpu"],
+        &["docker", "linux"],
+    ];
+    let mut tokens = Vec::new();
+    for (i, tags) in runners.iter().enumerate() {
+        tokens.push(app.runner(&format!("r{i}"), tags).await.1);
+    }
+    let served = app.serve().await;
+    let url = served.url("/api/v1/jobs/request");
+    let mut waiting = Vec::new();
+    for token in tokens {
+        waiting.push(wait_for_a_job(url.clone(), token));
+        // Staggered, so that who has waited longest is well defined.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The jobs' tags, one pipeline per line; `arm` matches no runner.
+    let pipelines: [&[&[&str]]; 6] = [
+        &[&["gpu"]],
+        &[&["arm"]],
+        &[&[]],
+        &[&["docker"], &["gpu"], &["arm", "linux"]],
+        &[&["docker", "linux"]],
+        &[&["linux"], &[]],
+    ];
+    let mut ids = Vec::new();
+    for (p, jobs) in pipelines.iter().enumerate() {
+        let jobs: Vec<Value> = jobs
+            .iter()
+            .enumerate()
+            .map(|(j, tags)| json!({ "name": format!("p{p}-j{j}"), "script": ["true"], "tags": tags }))
+            .collect();
+        let created = app.pipeline(project, Value::Array(jobs)).await;
+        ids.push(created["id"].as_i64().expect("an id"));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let still_waiting: Vec<&[&str]> = runners
+                .iter()
+                .zip(&waiting)
+                .filter(|(_, request)| !request.is_finished())
+                .map(|(tags, _)| *tags)
+                .collect();
+            let stranded = stranded(&app, &ids, &still_waiting).await;
+            if stranded.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "after pipeline {p}, runners wait while these builds they could take are pending: {stranded:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    served.shut_down().await;
+    for request in waiting {
+        // Whoever got nothing is answered 204 at shutdown.
+        request.await.expect("the request completes");
+    }
+}
+
+/// The pending builds of these pipelines that one of these runners could take, by name.
+async fn stranded(app: &TestApp, pipelines: &[i64], runners: &[&[&str]]) -> Vec<String> {
+    let mut stranded = Vec::new();
+    for id in pipelines {
+        let pipeline = app.get(&format!("/api/v1/pipelines/{id}")).await.json();
+        for build in pipeline["builds"].as_array().expect("builds") {
+            let needs = build["tags"].as_array().expect("tags");
+            let takers = runners.iter().filter(|tags| {
+                needs
+                    .iter()
+                    .all(|tag| tags.contains(&tag.as_str().expect("a tag")))
+            });
+            if build["status"] == "pending" && takers.count() > 0 {
+                stranded.push(build["name"].as_str().expect("a name").to_owned());
+            }
+        }
+    }
+    stranded
+}
+
+#[derive(diesel::QueryableByName)]
+struct Terminated {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    backends: i32,
+}
+
+/// Notifications sent while the listener is disconnected are lost; once it is back, every
+/// waiting runner looks again, and each finds its build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnected_listener_lets_every_waiting_runner_look_again() {
+    use diesel::connection::SimpleConnection as _;
+    use diesel::{Connection as _, PgConnection, RunQueryDsl as _};
+    let app = TestApp::new();
+    let project = app.project("app").await;
+    let served = app.serve().await;
+    let url = served.url("/api/v1/jobs/request");
+    let mut waiting = Vec::new();
+    for i in 0..3 {
+        let (_, token) = app.runner(&format!("r{i}"), &[]).await;
+        waiting.push(wait_for_a_job(url.clone(), token));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Cut the listener's connection and keep it from reconnecting (the pool's connections stay
+    // up) until the pipeline below has committed, unheard. Only a connection to another
+    // database may close this one to new connections.
+    let database = app.db.name().to_owned();
+    let maintenance_url = app.db.url().replacen(&database, "postgres", 1);
+    let close = move |allow: bool| {
+        let (database, url) = (database.clone(), maintenance_url.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut maintenance = PgConnection::establish(&url).expect("a maintenance connection");
+            maintenance
+                .batch_execute(&format!(
+                    r#"ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS {allow}"#
+                ))
+                .expect("alter the database");
+        })
+    };
+    let mut conn = app.db.connect();
+    close(false).await.expect("closed to new connections");
+    let cut = tokio::task::spawn_blocking(move || {
+        diesel::sql_query(
+            "SELECT count(pg_terminate_backend(pid, 5000))::int AS backends FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+        )
+        .get_result::<Terminated>(&mut conn)
+        .expect("terminate the listener")
+        .backends
+    })
+    .await
+    .expect("terminated");
+    assert_eq!(cut, 1, "one listening connection");
+    app.pipeline(
+        project,
+        json!([
+            { "name": "a", "script": ["true"] },
+            { "name": "b", "script": ["true"] },
+            { "name": "c", "script": ["true"] },
+        ]),
+    )
+    .await;
+    close(true).await.expect("open again");
+    for request in waiting {
+        let taken = tokio::time::timeout(Duration::from_secs(10), request)
+            .await
+            .expect("woken by the reconnect, not left to its timeout")
+            .expect("the request completes");
+        assert!(taken.is_some());
+    }
+    served.shut_down().await;
+}
