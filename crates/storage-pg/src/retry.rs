@@ -135,7 +135,8 @@ mod tests {
     }
 
     /// Two transactions take two rows in opposite order on their first attempt. PostgreSQL kills
-    /// one; the wrapper must retry it (in the right order this time) and count one 40P01.
+    /// one (rarely both); the wrapper must retry it (in the right order this time) and count
+    /// the 40P01.
     #[test]
     fn a_deadlock_is_retried_and_counted() {
         let db = TestDb::new();
@@ -165,8 +166,11 @@ mod tests {
                 });
             }
         });
+        // At least one: on a loaded machine both backends can run their deadlock check before
+        // the first victim's abort has released its lock, and both are then killed (and retried).
         let snapshot = stats.snapshot();
-        assert_eq!((snapshot.deadlocks, snapshot.gave_up), (1, 0));
+        assert!(snapshot.deadlocks >= 1, "{snapshot:?}");
+        assert_eq!(snapshot.gave_up, 0);
     }
 
     /// A serializable read-then-write race: one of two transactions fails with 40001 and is

@@ -117,6 +117,7 @@ pub(crate) fn record_locks<T: Send>(
     std::thread::scope(move |scope| {
         let mut blockers = blockers;
         let mut locks = Vec::new();
+        let mut released = std::collections::HashSet::new();
         let handle = scope.spawn(move || body(&mut conn));
         let deadline = Instant::now() + Duration::from_secs(30);
         while !handle.is_finished() {
@@ -125,6 +126,11 @@ pub(crate) fn record_locks<T: Send>(
                 "the transaction under test hung; locks so far: {locks:?}"
             );
             for blocker_pid in blocking_pids(&mut monitor, subject) {
+                if released.contains(&blocker_pid) {
+                    // The subject has not run since that blocker let go (seen on a loaded
+                    // machine); its next wait, if any, shows on a later poll.
+                    continue;
+                }
                 let Some(blocker) = blockers.remove(&blocker_pid) else {
                     panic!(
                         "the transaction under test waits on pid {blocker_pid}, which holds no recorded row"
@@ -136,6 +142,7 @@ pub(crate) fn record_locks<T: Send>(
                     id: blocker.id,
                 });
                 release(blocker);
+                released.insert(blocker_pid);
             }
             std::thread::sleep(Duration::from_millis(2));
         }
