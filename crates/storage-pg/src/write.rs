@@ -1,30 +1,24 @@
 //! Writes: updates of rows this transaction holds, and inserts of new rows.
 //!
+//! Updates on the hot path are fixed texts run as prepared statements (`prepared.rs`): diesel
+//! never caches an UPDATE it builds, and re-planning them showed in profiles.
+//!
 //! Every update takes the `Locked*` proof from `locking.rs` and refuses an id it does not cover,
 //! so an UPDATE here never locks a row by itself (which would bypass the lock order).
 
 use crate::StorageError;
 use crate::locking::{LockedBuilds, LockedDeployments, LockedPipeline};
+use crate::prepared::{Prepared, Statement};
 use crate::rows::to_int;
-use crate::schema::{ci_builds, deployments, pipelines};
+use crate::schema::{ci_builds, deployments};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Integer, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 use lockstep_domain::{
     BuildChange, BuildId, BuildStatus, DeploymentId, DeploymentStatus, NewAttempt, PipelineStatus,
 };
 use std::collections::BTreeMap;
-
-#[derive(AsChangeset)]
-#[diesel(table_name = ci_builds)]
-struct BuildStatusChange<'a> {
-    status: &'a str,
-    failure_reason: Option<&'a str>,
-    exit_code: Option<i32>,
-    queued_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
-}
 
 /// When a status starts a clock: pending starts the queue wait, terminal ends the build.
 fn queued_at(status: BuildStatus, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -64,18 +58,26 @@ pub(crate) fn update_builds(
     }
     for ((status, failure_reason, exit_code), ids) in groups {
         let to: BuildStatus = crate::rows::parse("ci_builds.status", status)?;
-        let change = BuildStatusChange {
-            status,
-            failure_reason,
-            exit_code,
-            queued_at: queued_at(to, now),
-            finished_at: finished_at(to.is_terminal(), now),
-        };
-        diesel::update(ci_builds::table.filter(ci_builds::id.eq_any(&ids)))
-            .set(&change)
+        Prepared::<UpdateBuilds>::new()
+            .bind::<Text, _>(status)
+            .bind::<Nullable<Text>, _>(failure_reason)
+            .bind::<Nullable<Integer>, _>(exit_code)
+            .bind::<Nullable<Timestamptz>, _>(queued_at(to, now))
+            .bind::<Nullable<Timestamptz>, _>(finished_at(to.is_terminal(), now))
+            .bind::<Array<BigInt>, _>(ids)
             .execute(conn)?;
     }
     Ok(())
+}
+
+/// A status change of builds; a clock or failure detail that is NULL here keeps its value.
+struct UpdateBuilds;
+
+impl Statement for UpdateBuilds {
+    const SQL: &'static str = "UPDATE ci_builds SET status = $1, \
+        failure_reason = COALESCE($2, failure_reason), exit_code = COALESCE($3, exit_code), \
+        queued_at = COALESCE($4, queued_at), finished_at = COALESCE($5, finished_at) \
+        WHERE id = ANY($6)";
 }
 
 /// Sets deployment statuses.
@@ -96,15 +98,21 @@ pub(crate) fn update_deployments(
     }
     for (status, ids) in groups {
         let terminal = deployment_is_terminal(crate::rows::parse("deployments.status", status)?);
-        diesel::update(deployments::table.filter(deployments::id.eq_any(&ids)))
-            .set((
-                deployments::status.eq(status),
-                deployments::updated_at.eq(now),
-                deployments::finished_at.eq(finished_at(terminal, now)),
-            ))
+        Prepared::<UpdateDeployments>::new()
+            .bind::<Text, _>(status)
+            .bind::<Timestamptz, _>(now)
+            .bind::<Nullable<Timestamptz>, _>(finished_at(terminal, now))
+            .bind::<Array<BigInt>, _>(ids)
             .execute(conn)?;
     }
     Ok(())
+}
+
+struct UpdateDeployments;
+
+impl Statement for UpdateDeployments {
+    const SQL: &'static str = "UPDATE deployments \
+        SET status = $1, updated_at = $2, finished_at = $3 WHERE id = ANY($4)";
 }
 
 fn deployment_is_terminal(status: DeploymentStatus) -> bool {
@@ -132,15 +140,21 @@ pub(crate) fn update_pipelines(
         group.1.push(held.id);
     }
     for (status, ids) in groups.into_values() {
-        diesel::update(pipelines::table.filter(pipelines::id.eq_any(&ids)))
-            .set((
-                pipelines::status.eq(status.as_str()),
-                pipelines::updated_at.eq(now),
-                pipelines::finished_at.eq(finished_at(status.is_terminal(), now)),
-            ))
+        Prepared::<UpdatePipelines>::new()
+            .bind::<Text, _>(status.as_str())
+            .bind::<Timestamptz, _>(now)
+            .bind::<Nullable<Timestamptz>, _>(finished_at(status.is_terminal(), now))
+            .bind::<Array<BigInt>, _>(ids)
             .execute(conn)?;
     }
     Ok(())
+}
+
+struct UpdatePipelines;
+
+impl Statement for UpdatePipelines {
+    const SQL: &'static str = "UPDATE pipelines \
+        SET status = $1, updated_at = $2, finished_at = $3 WHERE id = ANY($4)";
 }
 
 /// Inserts a new attempt as a copy of an existing build row and returns its id.
@@ -240,8 +254,15 @@ pub(crate) fn extend_lease(
             "refused to write build {build} without its lock"
         )));
     }
-    diesel::update(ci_builds::table.find(build.0))
-        .set(ci_builds::lease_expires_at.eq(until))
+    Prepared::<ExtendLease>::new()
+        .bind::<Timestamptz, _>(until)
+        .bind::<BigInt, _>(build.0)
         .execute(conn)?;
     Ok(())
+}
+
+struct ExtendLease;
+
+impl Statement for ExtendLease {
+    const SQL: &'static str = "UPDATE ci_builds SET lease_expires_at = $1 WHERE id = $2";
 }
