@@ -356,17 +356,49 @@ async fn stranded(app: &TestApp, pipelines: &[i64], runners: &[&[&str]]) -> Vec<
 }
 
 #[derive(diesel::QueryableByName)]
-struct Terminated {
+struct Backends {
     #[diesel(sql_type = diesel::sql_types::Integer)]
     backends: i32,
+}
+
+/// Counts the server's listening connections to this database, terminating them (and waiting
+/// until they are gone) when asked.
+fn listeners(conn: &mut diesel::PgConnection, terminate: bool) -> i32 {
+    use diesel::RunQueryDsl as _;
+    let what = if terminate {
+        "count(pg_terminate_backend(pid, 5000))"
+    } else {
+        "count(*)"
+    };
+    diesel::sql_query(format!(
+        "SELECT {what}::int AS backends FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+    ))
+    .get_result::<Backends>(conn)
+    .expect("query the listeners")
+    .backends
+}
+
+/// Opens or closes a database to new connections, from a connection to another database (a
+/// database cannot close itself).
+fn allow_connections(db: &lockstep_test_db::TestDb, allow: bool) {
+    use diesel::Connection as _;
+    use diesel::connection::SimpleConnection as _;
+    let url = db.url().replacen(db.name(), "postgres", 1);
+    let mut maintenance =
+        diesel::PgConnection::establish(&url).expect("a connection to the postgres database");
+    maintenance
+        .batch_execute(&format!(
+            r#"ALTER DATABASE "{}" WITH ALLOW_CONNECTIONS {allow}"#,
+            db.name()
+        ))
+        .expect("alter the database");
 }
 
 /// Notifications sent while the listener is disconnected are lost; once it is back, every
 /// waiting runner looks again, and each finds its build.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnected_listener_lets_every_waiting_runner_look_again() {
-    use diesel::connection::SimpleConnection as _;
-    use diesel::{Connection as _, PgConnection, RunQueryDsl as _};
     let app = TestApp::new();
     let project = app.project("app").await;
     let served = app.serve().await;
@@ -378,35 +410,15 @@ async fn a_reconnected_listener_lets_every_waiting_runner_look_again() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Cut the listener's connection and keep it from reconnecting (the pool's connections stay
-    // up) until the pipeline below has committed, unheard. Only a connection to another
-    // database may close this one to new connections.
-    let database = app.db.name().to_owned();
-    let maintenance_url = app.db.url().replacen(&database, "postgres", 1);
-    let close = move |allow: bool| {
-        let (database, url) = (database.clone(), maintenance_url.clone());
-        tokio::task::spawn_blocking(move || {
-            let mut maintenance = PgConnection::establish(&url).expect("a maintenance connection");
-            maintenance
-                .batch_execute(&format!(
-                    r#"ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS {allow}"#
-                ))
-                .expect("alter the database");
-        })
-    };
+    // up) until the pipeline below has committed, unheard.
     let mut conn = app.db.connect();
-    close(false).await.expect("closed to new connections");
-    let cut = tokio::task::spawn_blocking(move || {
-        diesel::sql_query(
-            "SELECT count(pg_terminate_backend(pid, 5000))::int AS backends FROM pg_stat_activity \
-             WHERE datname = current_database() AND query LIKE 'LISTEN %'",
-        )
-        .get_result::<Terminated>(&mut conn)
-        .expect("terminate the listener")
-        .backends
-    })
-    .await
-    .expect("terminated");
-    assert_eq!(cut, 1, "one listening connection");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listeners(&mut conn, false) == 0 {
+        assert!(Instant::now() < deadline, "the listener never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    allow_connections(&app.db, false);
+    assert_eq!(listeners(&mut conn, true), 1, "one listening connection");
     app.pipeline(
         project,
         json!([
@@ -416,7 +428,7 @@ async fn a_reconnected_listener_lets_every_waiting_runner_look_again() {
         ]),
     )
     .await;
-    close(true).await.expect("open again");
+    allow_connections(&app.db, true);
     for request in waiting {
         let taken = tokio::time::timeout(Duration::from_secs(10), request)
             .await
