@@ -58,7 +58,7 @@ pub(crate) fn update_builds(
     }
     for ((status, failure_reason, exit_code), ids) in groups {
         let to: BuildStatus = crate::rows::parse("ci_builds.status", status)?;
-        Prepared::<UpdateBuilds>::new()
+        Prepared::<SetBuildStatus>::new()
             .bind::<Text, _>(status)
             .bind::<Nullable<Text>, _>(failure_reason)
             .bind::<Nullable<Integer>, _>(exit_code)
@@ -71,9 +71,9 @@ pub(crate) fn update_builds(
 }
 
 /// A status change of builds; a clock or failure detail that is NULL here keeps its value.
-struct UpdateBuilds;
+struct SetBuildStatus;
 
-impl Statement for UpdateBuilds {
+impl Statement for SetBuildStatus {
     const SQL: &'static str = "UPDATE ci_builds SET status = $1, \
         failure_reason = COALESCE($2, failure_reason), exit_code = COALESCE($3, exit_code), \
         queued_at = COALESCE($4, queued_at), finished_at = COALESCE($5, finished_at) \
@@ -98,7 +98,7 @@ pub(crate) fn update_deployments(
     }
     for (status, ids) in groups {
         let terminal = deployment_is_terminal(crate::rows::parse("deployments.status", status)?);
-        Prepared::<UpdateDeployments>::new()
+        Prepared::<SetDeploymentStatus>::new()
             .bind::<Text, _>(status)
             .bind::<Timestamptz, _>(now)
             .bind::<Nullable<Timestamptz>, _>(finished_at(terminal, now))
@@ -108,9 +108,9 @@ pub(crate) fn update_deployments(
     Ok(())
 }
 
-struct UpdateDeployments;
+struct SetDeploymentStatus;
 
-impl Statement for UpdateDeployments {
+impl Statement for SetDeploymentStatus {
     const SQL: &'static str = "UPDATE deployments \
         SET status = $1, updated_at = $2, finished_at = $3 WHERE id = ANY($4)";
 }
@@ -140,7 +140,7 @@ pub(crate) fn update_pipelines(
         group.1.push(held.id);
     }
     for (status, ids) in groups.into_values() {
-        Prepared::<UpdatePipelines>::new()
+        Prepared::<SetPipelineStatus>::new()
             .bind::<Text, _>(status.as_str())
             .bind::<Timestamptz, _>(now)
             .bind::<Nullable<Timestamptz>, _>(finished_at(status.is_terminal(), now))
@@ -150,9 +150,9 @@ pub(crate) fn update_pipelines(
     Ok(())
 }
 
-struct UpdatePipelines;
+struct SetPipelineStatus;
 
-impl Statement for UpdatePipelines {
+impl Statement for SetPipelineStatus {
     const SQL: &'static str = "UPDATE pipelines \
         SET status = $1, updated_at = $2, finished_at = $3 WHERE id = ANY($4)";
 }
