@@ -2,11 +2,13 @@
 
 use crate::StorageError;
 use crate::locking::{LockedBuilds, LockedPipeline};
+use crate::prepared::{Prepared, Statement};
 use crate::rows::{count, parse, parse_when};
 use crate::schema::{ci_builds, deployments};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 use lockstep_domain::{
     BuildId, BuildState, DeploymentId, DeploymentStatus, PipelineState, Plan, RunnerId,
 };
@@ -52,8 +54,8 @@ type Row = (
     (Option<i64>, Option<i64>, Option<String>),
 );
 
-/// Loads build rows in id order: those of some pipelines, or (for invariant checks) every
-/// pipeline's.
+/// Loads build rows in id order: those of some pipelines (`load_builds.sql`), or (for
+/// invariant checks) every pipeline's.
 pub(crate) fn load_builds(
     conn: &mut PgConnection,
     pipelines: Option<&[i64]>,
@@ -85,15 +87,85 @@ pub(crate) fn load_builds(
                 deployments::status.nullable(),
             ),
         ));
-    // Not boxed: a boxed query is never a prepared statement, and this one runs in every
-    // transition.
     let rows = match pipelines {
-        Some(ids) => query
-            .filter(ci_builds::pipeline_id.eq_any(ids))
-            .load::<Row>(conn)?,
+        // The hot path: a fixed text, prepared once per connection.
+        Some(ids) => Prepared::<LoadBuilds>::new()
+            .bind::<Array<BigInt>, _>(ids)
+            .load::<LoadedRow>(conn)?
+            .into_iter()
+            .map(LoadedRow::into_row)
+            .collect(),
         None => query.load::<Row>(conn)?,
     };
     rows.into_iter().map(stored_build).collect()
+}
+
+struct LoadBuilds;
+
+impl Statement for LoadBuilds {
+    const SQL: &'static str = include_str!("snapshot/load_builds.sql");
+}
+
+/// A row of `load_builds.sql`.
+#[derive(QueryableByName)]
+struct LoadedRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    pipeline_id: i64,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Integer)]
+    stage_idx: i32,
+    #[diesel(sql_type = Nullable<Array<Text>>)]
+    needs: Option<Vec<String>>,
+    #[diesel(sql_type = Text)]
+    run_when: String,
+    #[diesel(sql_type = Bool)]
+    allow_failure: bool,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Integer)]
+    attempt: i32,
+    #[diesel(sql_type = Integer)]
+    retry_limit: i32,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    runner_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    lease_expires_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Text>)]
+    environment: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    deployment_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    deployment_environment_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    deployment_status: Option<String>,
+}
+
+impl LoadedRow {
+    fn into_row(self) -> Row {
+        (
+            (
+                self.id,
+                self.pipeline_id,
+                self.name,
+                self.stage_idx,
+                self.needs,
+                self.run_when,
+                self.allow_failure,
+                self.status,
+                self.attempt,
+                self.retry_limit,
+            ),
+            (self.runner_id, self.lease_expires_at, self.environment),
+            (
+                self.deployment_id,
+                self.deployment_environment_id,
+                self.deployment_status,
+            ),
+        )
+    }
 }
 
 impl Snapshot {
