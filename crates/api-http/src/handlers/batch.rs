@@ -8,7 +8,7 @@ use crate::blocking::with_conn;
 use crate::dto::{BatchFinishAnswer, BatchFinishRequest, BatchJobRequest, Job, Jobs, ReportAnswer};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Json;
-use crate::handlers::jobs::{MAX_WAIT_SECONDS, build_result, finished_status, wait_for_builds};
+use crate::handlers::jobs::{build_result, finished_status, wait_for_builds, wait_seconds};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -33,13 +33,7 @@ pub(crate) async fn request(
     Runner(runner): Runner,
     Json(body): Json<BatchJobRequest>,
 ) -> ApiResult<Response> {
-    let wait = body.wait_seconds.unwrap_or(0);
-    if wait > MAX_WAIT_SECONDS {
-        return Err(ApiError::invalid(
-            "wait_seconds",
-            format!("`wait_seconds` must be between 0 and {MAX_WAIT_SECONDS}"),
-        ));
-    }
+    let wait = wait_seconds(body.wait_seconds)?;
     let limit = usize::try_from(body.max_jobs).unwrap_or(usize::MAX);
     if !(1..=MAX_BATCH).contains(&limit) {
         return Err(ApiError::invalid(

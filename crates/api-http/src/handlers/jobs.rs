@@ -41,13 +41,7 @@ pub(crate) async fn request(
     Runner(runner): Runner,
     Json(body): Json<JobRequest>,
 ) -> ApiResult<Response> {
-    let wait = body.wait_seconds.unwrap_or(0);
-    if wait > MAX_WAIT_SECONDS {
-        return Err(ApiError::invalid(
-            "wait_seconds",
-            format!("`wait_seconds` must be between 0 and {MAX_WAIT_SECONDS}"),
-        ));
-    }
+    let wait = wait_seconds(body.wait_seconds)?;
     let builds = wait_for_builds(&state, &runner, wait, 1).await?;
     match builds.into_iter().next() {
         Some(build) => {
@@ -56,6 +50,18 @@ pub(crate) async fn request(
         }
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
+}
+
+/// A job request's `wait_seconds`: 0 when absent, at most [`MAX_WAIT_SECONDS`].
+pub(crate) fn wait_seconds(requested: Option<u32>) -> ApiResult<u32> {
+    let wait = requested.unwrap_or(0);
+    if wait > MAX_WAIT_SECONDS {
+        return Err(ApiError::invalid(
+            "wait_seconds",
+            format!("`wait_seconds` must be between 0 and {MAX_WAIT_SECONDS}"),
+        ));
+    }
+    Ok(wait)
 }
 
 /// Claims up to `limit` builds for the runner, waiting up to `wait` seconds for at least one;
