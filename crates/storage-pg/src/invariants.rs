@@ -43,8 +43,9 @@ pub fn check_invariants(conn: &mut PgConnection) -> Result<Vec<Violation>, Stora
             let statuses = pipelines::table
                 .select((pipelines::id, pipelines::status))
                 .load::<(i64, String)>(conn)?;
+            let ids: Vec<i64> = statuses.iter().map(|(id, _)| *id).collect();
             let mut by_pipeline: BTreeMap<i64, Vec<StoredBuild>> = BTreeMap::new();
-            for build in load_builds(conn, None)? {
+            for build in load_builds(conn, &ids)? {
                 by_pipeline
                     .entry(build.pipeline_id)
                     .or_default()

@@ -88,8 +88,8 @@ pub struct AcquiredBuild {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
     pub builds: Vec<AcquiredBuild>,
-    /// Pipelines the claim saw as not yet `running`, in ascending id; pass each to
-    /// [`Transitions::refresh_pipeline`].
+    /// Pipelines the claim saw as not yet `running`, in ascending id; pass them to
+    /// [`Transitions::refresh_pipelines`].
     pub stale_pipelines: Vec<PipelineId>,
 }
 

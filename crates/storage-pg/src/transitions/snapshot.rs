@@ -4,7 +4,6 @@ use crate::StorageError;
 use crate::locking::{LockedBuilds, LockedPipeline};
 use crate::prepared::{Prepared, Statement};
 use crate::rows::{count, parse, parse_when};
-use crate::schema::{ci_builds, deployments};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -37,67 +36,17 @@ pub(crate) struct StoredBuild {
     pub(crate) deployment_status: Option<DeploymentStatus>,
 }
 
-type Row = (
-    (
-        i64,
-        i64,
-        String,
-        i32,
-        Option<Vec<String>>,
-        String,
-        bool,
-        String,
-        i32,
-        i32,
-    ),
-    (Option<i64>, Option<DateTime<Utc>>, Option<String>),
-    (Option<i64>, Option<i64>, Option<String>),
-);
-
-/// Loads build rows in id order: those of some pipelines (`load_builds.sql`), or (for
-/// invariant checks) every pipeline's.
+/// Loads the build rows of some pipelines in id order (`load_builds.sql`).
 pub(crate) fn load_builds(
     conn: &mut PgConnection,
-    pipelines: Option<&[i64]>,
+    pipelines: &[i64],
 ) -> Result<Vec<StoredBuild>, StorageError> {
-    let query = ci_builds::table
-        .left_join(deployments::table)
-        .order(ci_builds::id.asc())
-        .select((
-            (
-                ci_builds::id,
-                ci_builds::pipeline_id,
-                ci_builds::name,
-                ci_builds::stage_idx,
-                ci_builds::needs,
-                ci_builds::run_when,
-                ci_builds::allow_failure,
-                ci_builds::status,
-                ci_builds::attempt,
-                ci_builds::retry_limit,
-            ),
-            (
-                ci_builds::runner_id,
-                ci_builds::lease_expires_at,
-                ci_builds::environment,
-            ),
-            (
-                deployments::id.nullable(),
-                deployments::environment_id.nullable(),
-                deployments::status.nullable(),
-            ),
-        ));
-    let rows = match pipelines {
-        // The hot path: a fixed text, prepared once per connection.
-        Some(ids) => Prepared::<LoadBuilds>::new()
-            .bind::<Array<BigInt>, _>(ids)
-            .load::<LoadedRow>(conn)?
-            .into_iter()
-            .map(LoadedRow::into_row)
-            .collect(),
-        None => query.load::<Row>(conn)?,
-    };
-    rows.into_iter().map(stored_build).collect()
+    Prepared::<LoadBuilds>::new()
+        .bind::<Array<BigInt>, _>(pipelines)
+        .load::<LoadedRow>(conn)?
+        .into_iter()
+        .map(stored_build)
+        .collect()
 }
 
 struct LoadBuilds;
@@ -143,31 +92,6 @@ struct LoadedRow {
     deployment_status: Option<String>,
 }
 
-impl LoadedRow {
-    fn into_row(self) -> Row {
-        (
-            (
-                self.id,
-                self.pipeline_id,
-                self.name,
-                self.stage_idx,
-                self.needs,
-                self.run_when,
-                self.allow_failure,
-                self.status,
-                self.attempt,
-                self.retry_limit,
-            ),
-            (self.runner_id, self.lease_expires_at, self.environment),
-            (
-                self.deployment_id,
-                self.deployment_environment_id,
-                self.deployment_status,
-            ),
-        )
-    }
-}
-
 impl Snapshot {
     /// Reads every build (all attempts) of each pipeline, with its deployment, in one query; one
     /// snapshot per pipeline, in the order given. A plain read: the pipeline locks keep every
@@ -191,7 +115,7 @@ impl Snapshot {
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
         let index: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-        for row in load_builds(conn, Some(&ids))? {
+        for row in load_builds(conn, &ids)? {
             let snapshot = index
                 .get(&row.pipeline_id)
                 .map(|i| &mut snapshots[*i])
@@ -256,52 +180,36 @@ impl Snapshot {
     }
 }
 
-fn stored_build(row: Row) -> Result<StoredBuild, StorageError> {
-    let (
-        (
-            id,
-            pipeline_id,
-            name,
-            stage_idx,
-            needs,
-            run_when,
-            allow_failure,
-            status,
-            attempt,
-            retry_limit,
-        ),
-        rest,
-        dep,
-    ) = row;
-    let (runner_id, lease_expires_at, environment) = rest;
-    let (deployment, deployment_status) = match dep {
-        (Some(id), Some(environment_id), Some(status)) => (
-            Some(DeploymentRef {
-                id: DeploymentId(id),
-                environment_id,
-            }),
-            Some(parse("deployments.status", &status)?),
-        ),
-        _ => (None, None),
+fn stored_build(row: LoadedRow) -> Result<StoredBuild, StorageError> {
+    let deployment = match (row.deployment_id, row.deployment_environment_id) {
+        (Some(id), Some(environment_id)) => Some(DeploymentRef {
+            id: DeploymentId(id),
+            environment_id,
+        }),
+        _ => None,
+    };
+    let deployment_status = match (&deployment, &row.deployment_status) {
+        (Some(_), Some(status)) => Some(parse("deployments.status", status)?),
+        _ => None,
     };
     let state = BuildState {
-        id: BuildId(id),
-        name,
-        stage_idx: count("ci_builds.stage_idx", stage_idx)?,
-        needs,
-        when: parse_when(&run_when)?,
-        allow_failure,
-        status: parse("ci_builds.status", &status)?,
-        attempt: count("ci_builds.attempt", attempt)?,
-        retry_limit: count("ci_builds.retry_limit", retry_limit)?,
-        runner_id: runner_id.map(RunnerId),
-        lease_expires_at,
+        id: BuildId(row.id),
+        name: row.name,
+        stage_idx: count("ci_builds.stage_idx", row.stage_idx)?,
+        needs: row.needs,
+        when: parse_when(&row.run_when)?,
+        allow_failure: row.allow_failure,
+        status: parse("ci_builds.status", &row.status)?,
+        attempt: count("ci_builds.attempt", row.attempt)?,
+        retry_limit: count("ci_builds.retry_limit", row.retry_limit)?,
+        runner_id: row.runner_id.map(RunnerId),
+        lease_expires_at: row.lease_expires_at,
         has_deployment: deployment.is_some(),
     };
     Ok(StoredBuild {
-        pipeline_id,
+        pipeline_id: row.pipeline_id,
         state,
-        environment,
+        environment: row.environment,
         deployment,
         deployment_status,
     })
