@@ -159,17 +159,9 @@ fn start(
     shutdown: &Shutdown,
 ) {
     for job in jobs {
-        let Some(slot) = free.split(1) else {
-            // The server never sends more than asked; a build beyond that runs anyway, late
-            // by a slot, rather than being stranded until its lease runs out.
-            tracing::warn!(
-                build_id = job.id,
-                "the server sent more builds than free slots"
-            );
-            let (runner, abort) = (runner.clone(), shutdown.abort.clone());
-            running.spawn(async move { job::run(&runner, job, abort).await });
-            continue;
-        };
+        // The server never sends more than asked; a build beyond that would still run, without
+        // a slot, rather than be stranded until its lease ran out.
+        let slot = free.split(1);
         let (runner, abort) = (runner.clone(), shutdown.abort.clone());
         running.spawn(async move {
             job::run(&runner, job, abort).await;
