@@ -123,6 +123,15 @@ impl BuildStatus {
 }
 
 impl DeploymentStatus {
+    /// A terminal deployment is over: it has a `finished_at`. `blocked` is not terminal (its
+    /// manual build may still be played), and neither is `created` or `running`.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Success | Self::Failed | Self::Canceled | Self::Skipped
+        )
+    }
+
     /// The deployment status that mirrors a build status. Every transition that changes a build
     /// with a deployment sets the deployment to exactly this, in the same transaction.
     pub fn for_build(build: BuildStatus) -> Self {
@@ -185,6 +194,15 @@ mod tests {
         assert_eq!(table.len(), B::ALL.len(), "every build status is mapped");
         for (build, deployment) in table {
             assert_eq!(DeploymentStatus::for_build(build), deployment, "{build}");
+        }
+    }
+
+    /// A deployment is over exactly when the build it follows is.
+    #[test]
+    fn a_deployment_is_terminal_when_its_build_is() {
+        for build in BuildStatus::ALL {
+            let deployment = DeploymentStatus::for_build(*build);
+            assert_eq!(deployment.is_terminal(), build.is_terminal(), "{build}");
         }
     }
 

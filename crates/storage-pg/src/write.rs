@@ -87,21 +87,23 @@ pub(crate) fn update_deployments(
     changes: &[(DeploymentId, DeploymentStatus)],
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    let mut groups: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    let mut groups: BTreeMap<&str, (DeploymentStatus, Vec<i64>)> = BTreeMap::new();
     for (id, status) in changes {
         if !held.holds(*id) {
             return Err(StorageError::corrupt(format!(
                 "refused to write deployment {id} without its lock"
             )));
         }
-        groups.entry(status.as_str()).or_default().push(id.0);
+        let group = groups
+            .entry(status.as_str())
+            .or_insert_with(|| (*status, Vec::new()));
+        group.1.push(id.0);
     }
-    for (status, ids) in groups {
-        let terminal = deployment_is_terminal(crate::rows::parse("deployments.status", status)?);
+    for (status, ids) in groups.into_values() {
         Prepared::<SetDeploymentStatus>::new()
-            .bind::<Text, _>(status)
+            .bind::<Text, _>(status.as_str())
             .bind::<Timestamptz, _>(now)
-            .bind::<Nullable<Timestamptz>, _>(finished_at(terminal, now))
+            .bind::<Nullable<Timestamptz>, _>(finished_at(status.is_terminal(), now))
             .bind::<Array<BigInt>, _>(ids)
             .execute(conn)?;
     }
@@ -113,16 +115,6 @@ struct SetDeploymentStatus;
 impl Statement for SetDeploymentStatus {
     const SQL: &'static str = "UPDATE deployments \
         SET status = $1, updated_at = $2, finished_at = $3 WHERE id = ANY($4)";
-}
-
-fn deployment_is_terminal(status: DeploymentStatus) -> bool {
-    matches!(
-        status,
-        DeploymentStatus::Success
-            | DeploymentStatus::Failed
-            | DeploymentStatus::Canceled
-            | DeploymentStatus::Skipped
-    )
 }
 
 /// Sets pipelines' statuses, one UPDATE per distinct status; `finished_at` follows the status (a
@@ -232,7 +224,7 @@ pub(crate) fn insert_deployments(
                 deployments::status.eq(row.status.as_str()),
                 deployments::created_at.eq(now),
                 deployments::updated_at.eq(now),
-                deployments::finished_at.eq(finished_at(deployment_is_terminal(row.status), now)),
+                deployments::finished_at.eq(finished_at(row.status.is_terminal(), now)),
             )
         })
         .collect();
@@ -265,4 +257,45 @@ struct ExtendLease;
 
 impl Statement for ExtendLease {
     const SQL: &'static str = "UPDATE ci_builds SET lease_expires_at = $1 WHERE id = $2";
+}
+
+#[cfg(test)]
+mod tests {
+    use lockstep_domain::{BuildStatus, DeploymentStatus, PipelineStatus};
+
+    const SCHEMA: &str = include_str!("../../../migrations/2026-11-26-000000_initial/up.sql");
+
+    /// The `finished_at` CHECK of a table, as the schema would spell it for `terminal`.
+    fn finished_check(terminal: &[&str]) -> String {
+        let names: Vec<String> = terminal.iter().map(|s| format!("'{s}'")).collect();
+        format!(
+            "CHECK ((finished_at IS NOT NULL) = (status IN ({})))",
+            names.join(", ")
+        )
+    }
+
+    /// Writes set `finished_at` by the domain's `is_terminal`; the schema's CHECKs insist on it
+    /// with literals, so the two must name the same statuses, for all three tables.
+    #[test]
+    fn the_schema_ends_rows_in_the_domains_terminal_statuses() {
+        let build: Vec<&str> = BuildStatus::ALL
+            .iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| s.as_str())
+            .collect();
+        let deployment: Vec<&str> = DeploymentStatus::ALL
+            .iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| s.as_str())
+            .collect();
+        let pipeline: Vec<&str> = PipelineStatus::ALL
+            .iter()
+            .filter(|s| s.is_terminal())
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(build, deployment);
+        assert_eq!(build, pipeline);
+        let check = finished_check(&deployment);
+        assert_eq!(SCHEMA.matches(&check).count(), 3, "schema lacks `{check}`");
+    }
 }

@@ -198,7 +198,7 @@ fn insert_deployments(
         build_ids.push(build.0);
         environment_ids.push(*environment_id);
         deployment_statuses.push(status.as_str());
-        finished.push(deployment_is_terminal(status));
+        finished.push(status.is_terminal());
     }
     Prepared::<InsertDeployments>::new()
         .bind::<Timestamptz, _>(now)
@@ -208,17 +208,6 @@ fn insert_deployments(
         .bind::<Array<Bool>, _>(&finished)
         .execute(locks.conn())?;
     Ok(build_ids.len())
-}
-
-/// Whether a deployment in `status` is finished (has `finished_at`).
-fn deployment_is_terminal(status: DeploymentStatus) -> bool {
-    matches!(
-        status,
-        DeploymentStatus::Success
-            | DeploymentStatus::Failed
-            | DeploymentStatus::Canceled
-            | DeploymentStatus::Skipped
-    )
 }
 
 #[cfg(test)]
