@@ -15,7 +15,9 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateProject {
-    /// Unique, 1 to 255 characters.
+    /// Unique, 1 to 255 characters, no control characters, no leading or trailing
+    /// whitespace.
+    #[schema(min_length = 1, max_length = 255)]
     pub(crate) name: String,
 }
 
@@ -39,10 +41,13 @@ impl From<ProjectView> for Project {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreatePipeline {
-    /// The branch or tag, 1 to 255 characters.
+    /// The branch or tag, 1 to 255 characters, no control characters, no leading or trailing
+    /// whitespace.
+    #[schema(min_length = 1, max_length = 255)]
     #[serde(rename = "ref")]
     pub(crate) git_ref: String,
-    /// The commit, at most 64 characters.
+    /// The commit: 1 to 64 letters and digits.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9]+$")]
     #[serde(default)]
     pub(crate) sha: Option<String>,
     #[schema(value_type = Vec<JobSpec>)]
@@ -53,9 +58,12 @@ pub(crate) struct CreatePipeline {
 /// One job of a pipeline definition (the schema of `lockstep_domain::JobDefinition`).
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct JobSpec {
-    /// Unique within the pipeline.
+    /// Unique within the pipeline; 1 to 255 characters, no control characters, no leading or
+    /// trailing whitespace.
+    #[schema(min_length = 1, max_length = 255)]
     name: String,
-    /// Defaults to `test`. Stages run in the order they first appear.
+    /// Defaults to `test`. Stages run in the order they first appear. A name, as `name` is.
+    #[schema(min_length = 1, max_length = 255)]
     stage: Option<String>,
     /// Shell lines, run in one session that stops at the first failing line.
     script: Vec<String>,
@@ -64,9 +72,12 @@ pub(crate) struct JobSpec {
     /// `on_success` (default), `on_failure`, `always` or `manual`.
     when: Option<String>,
     allow_failure: Option<bool>,
-    /// Deploys to this environment: a deployment follows the build.
+    /// Deploys to this environment: a deployment follows the build. A name, as `name` is, of
+    /// letters, digits, spaces, `-`, `_`, `.` and `/` (not first or last).
+    #[schema(min_length = 1, max_length = 255)]
     environment: Option<String>,
-    /// A runner must have all of these tags.
+    /// A runner must have all of these tags: at most 50, each a name, as `name` is.
+    #[schema(max_items = 50)]
     tags: Option<Vec<String>>,
     /// Defaults to 3600.
     timeout_seconds: Option<u32>,
@@ -249,9 +260,12 @@ impl From<DeploymentSummary> for DeploymentRecord {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateRunner {
-    /// 1 to 255 characters.
+    /// 1 to 255 characters, no control characters, no leading or trailing whitespace.
+    #[schema(min_length = 1, max_length = 255)]
     pub(crate) name: String,
-    /// The runner takes only builds whose tags are all among these.
+    /// The runner takes only builds whose tags are all among these: at most 50, each a name
+    /// as `name` is.
+    #[schema(max_items = 50)]
     #[serde(default)]
     pub(crate) tags: Vec<String>,
 }

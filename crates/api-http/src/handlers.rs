@@ -12,27 +12,9 @@ pub(crate) mod runners;
 
 use crate::error::ApiError;
 
-/// Checks a required name-like field: not blank, at most 255 characters, no control
-/// characters (as for the names in a pipeline definition). A NUL would otherwise reach
-/// PostgreSQL, whose text cannot hold it, and come back as a 500.
+/// Checks a required name-like field by the domain's one rule for names (the rule job, stage,
+/// environment and tag names in a definition follow), naming the field.
 pub(crate) fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
-    if value.trim().is_empty() {
-        return Err(ApiError::invalid(
-            field,
-            format!("`{field}` must not be empty"),
-        ));
-    }
-    if value.chars().count() > 255 {
-        return Err(ApiError::invalid(
-            field,
-            format!("`{field}` must be at most 255 characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            field,
-            format!("`{field}` must not contain control characters"),
-        ));
-    }
-    Ok(())
+    lockstep_domain::check_name(value)
+        .map_err(|problem| ApiError::invalid(field, format!("`{field}` {problem}")))
 }

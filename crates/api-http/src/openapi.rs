@@ -73,6 +73,40 @@ mod tests {
         );
     }
 
+    /// Every name a request takes states the domain's limit, so the document cannot drift
+    /// from `limits::MAX_NAME_CHARS`. (The count keeps the check from passing on no names.)
+    #[test]
+    fn documented_name_lengths_are_the_domains_limit() {
+        let document: serde_json::Value =
+            serde_json::from_str(&openapi_json()).expect("valid JSON");
+        let schemas = document["components"]["schemas"]
+            .as_object()
+            .expect("schemas");
+        let mut names = 0;
+        for (schema, body) in schemas {
+            let Some(properties) = body["properties"].as_object() else {
+                continue;
+            };
+            for field in ["name", "ref", "stage", "environment"] {
+                let Some(max) = properties.get(field).map(|p| &p["maxLength"]) else {
+                    continue;
+                };
+                if schema.starts_with("Create") || schema == "JobSpec" {
+                    names += 1;
+                    assert_eq!(
+                        max.as_u64(),
+                        Some(lockstep_domain::limits::MAX_NAME_CHARS as u64),
+                        "{schema}.{field}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            names, 6,
+            "CreateProject, CreatePipeline, CreateRunner and JobSpec"
+        );
+    }
+
     #[test]
     fn every_route_is_documented() {
         let document: serde_json::Value =

@@ -349,28 +349,14 @@ fn validate_job(
 }
 
 fn check_name(value: &str, field: &'static str, job: Option<&str>) -> Result<(), DefinitionError> {
-    let error = |problem| match job {
+    crate::names::check_name(value).map_err(|problem| match job {
         Some(job) => DefinitionError::job(job, field, problem),
         None => DefinitionError {
             job: (!value.is_empty()).then(|| value.to_owned()),
             field,
             problem,
         },
-    };
-    if value.trim().is_empty() {
-        return Err(error(Problem::Empty));
-    }
-    if value.chars().count() > limits::MAX_NAME_CHARS {
-        return Err(error(Problem::TooLong {
-            max: limits::MAX_NAME_CHARS,
-        }));
-    }
-    if value.chars().any(char::is_control) || value.trim() != value {
-        return Err(error(Problem::BadCharacters {
-            allowed: "printable characters, without leading or trailing spaces",
-        }));
-    }
-    Ok(())
+    })
 }
 
 fn check_script(job: &str, script: &[String]) -> Result<(), DefinitionError> {

@@ -3,6 +3,7 @@
 mod definition;
 mod graph;
 mod ids;
+mod names;
 mod plan;
 mod status;
 mod transition;
@@ -12,6 +13,7 @@ pub use definition::{
     limits,
 };
 pub use ids::{BuildId, DeploymentId, PipelineId, ProjectId, RunnerId};
+pub use names::check_name;
 pub use plan::{
     BuildChange, BuildResult, BuildState, FailureReason, NewAttempt, PipelineEvent, PipelineState,
     Plan, TransitionError, plan, plan_all, plan_new_pipeline, undecided_builds,

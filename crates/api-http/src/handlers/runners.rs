@@ -10,7 +10,7 @@ use crate::handlers::check_name;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
-use lockstep_domain::{RunnerId, limits};
+use lockstep_domain::{Problem, RunnerId, limits};
 use lockstep_storage_pg::{register_runner, retire_runner};
 
 /// Registers a runner. The answer carries its token, which is never shown again.
@@ -42,7 +42,12 @@ fn check_tags(tags: &[String]) -> Result<(), ApiError> {
     if tags.len() > limits::MAX_TAGS {
         return Err(ApiError::invalid(
             "tags",
-            format!("at most {} tags", limits::MAX_TAGS),
+            format!(
+                "`tags` {}",
+                Problem::TooMany {
+                    max: limits::MAX_TAGS
+                }
+            ),
         ));
     }
     for (index, tag) in tags.iter().enumerate() {

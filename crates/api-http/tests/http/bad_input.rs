@@ -675,6 +675,10 @@ fn projects<'f>() -> Vec<Case<'f>> {
         create("a newline in the name", json!({ "name": "a\nb" }))
             .is(422, "invalid")
             .field("name"),
+        // Names follow the domain's one rule, as job names do: no surrounding spaces.
+        create("a leading space in the name", json!({ "name": " app" }))
+            .is(422, "invalid")
+            .field("name"),
         create("a taken name", json!({ "name": "app" }))
             .is(409, "already_exists")
             .field("name"),
@@ -923,6 +927,46 @@ fn pipeline_definitions(f: &Fixture) -> Vec<Case<'_>> {
     ]
 }
 
+/// Every name field of a submission follows the domain's one rule for names, the `ref` as much
+/// as the job, stage, environment and tag names: surrounding spaces are refused everywhere.
+fn submitted_names(f: &Fixture) -> Vec<Case<'_>> {
+    let invalid = |name: &str, body: &Value, field: &str| {
+        submit(f, name, body).is(422, "invalid").field(field)
+    };
+    vec![
+        invalid(
+            "a leading space in the ref",
+            &valid_with(&json!({ "ref": " main" })),
+            "ref",
+        ),
+        invalid(
+            "a trailing space in the ref",
+            &valid_with(&json!({ "ref": "main " })),
+            "ref",
+        ),
+        invalid(
+            "a leading space in a job name",
+            &job_a(&json!({ "name": " a" })),
+            "jobs[ a].name",
+        ),
+        invalid(
+            "a trailing space in a stage",
+            &job_a(&json!({ "stage": "build " })),
+            "jobs[a].stage",
+        ),
+        invalid(
+            "a leading space in an environment",
+            &job_a(&json!({ "environment": " staging" })),
+            "jobs[a].environment",
+        ),
+        invalid(
+            "a trailing space in a tag",
+            &job_a(&json!({ "tags": ["linux "] })),
+            "jobs[a].tags",
+        ),
+    ]
+}
+
 /// Listing with bad query parameters (400 naming the parameter), and canceling a pipeline
 /// that already succeeded (409 with its status).
 fn pipeline_reads(f: &Fixture) -> Vec<Case<'_>> {
@@ -1055,6 +1099,9 @@ fn runners<'f>() -> Vec<Case<'f>> {
         register("a NUL in the name", json!({ "name": "r\u{0}" }))
             .is(422, "invalid")
             .field("name"),
+        register("a leading space in the name", json!({ "name": " r" }))
+            .is(422, "invalid")
+            .field("name"),
         register(
             "an empty tag",
             json!({ "name": "r", "tags": ["linux", ""] }),
@@ -1064,6 +1111,12 @@ fn runners<'f>() -> Vec<Case<'f>> {
         register("a NUL in a tag", json!({ "name": "r", "tags": ["a\u{0}"] }))
             .is(422, "invalid")
             .field("tags[0]"),
+        register(
+            "a trailing space in a tag",
+            json!({ "name": "r", "tags": ["linux", "arm64 "] }),
+        )
+        .is(422, "invalid")
+        .field("tags[1]"),
         register("51 tags", json!({ "name": "r", "tags": many_tags }))
             .is(422, "invalid")
             .field("tags"),
@@ -1372,6 +1425,7 @@ fn all_cases(f: &Fixture) -> Vec<Case<'_>> {
         projects(),
         pipeline_bodies(f),
         pipeline_definitions(f),
+        submitted_names(f),
         pipeline_reads(f),
         builds(f),
         environments(f),
