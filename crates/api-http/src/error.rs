@@ -144,9 +144,6 @@ impl From<StorageError> for ApiError {
                     .with_field("name")
             }
             StorageError::Transition(transition) => transition.into(),
-            StorageError::LeaseLost { status, .. } => {
-                Self::new(StatusCode::GONE, "lease_lost", error.to_string()).with_status(status)
-            }
             StorageError::LogOffset { end } => Self::log_offset(end),
             StorageError::LogTooLarge { .. } => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -177,6 +174,9 @@ impl From<TransitionError> for ApiError {
             TransitionError::UnknownBuild(_) => Self::not_found(message),
             TransitionError::NotHolder { .. } => {
                 Self::new(StatusCode::FORBIDDEN, "not_holder", message)
+            }
+            TransitionError::LeaseLost { status, .. } => {
+                Self::new(StatusCode::GONE, "lease_lost", message).with_status(status)
             }
             TransitionError::Illegal { source, .. } => illegal(message).with_status(source.from),
             TransitionError::NotRetryable { status, .. } => illegal(message).with_status(status),

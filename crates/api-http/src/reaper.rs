@@ -4,7 +4,6 @@
 use crate::app::AppState;
 use crate::blocking::with_conn;
 use chrono::Utc;
-use lockstep_domain::BuildStatus;
 use lockstep_storage_pg::Transitions;
 
 /// Pipelines expired per transaction batch; the reaper loops until a batch comes back short.
@@ -37,7 +36,7 @@ pub(crate) async fn sweep(state: &AppState) -> Result<usize, crate::error::ApiEr
         let builds = applied
             .iter()
             .flat_map(|a| &a.changes)
-            .filter(|change| matches!(change.from, BuildStatus::Running | BuildStatus::Canceling))
+            .filter(|change| change.from.holds_lease())
             .count();
         if builds > 0 {
             tracing::info!(pipelines = applied.len(), builds, "expired leases");

@@ -3,6 +3,7 @@
 mod definition;
 mod graph;
 mod ids;
+mod lease;
 mod names;
 mod plan;
 mod status;
@@ -13,6 +14,7 @@ pub use definition::{
     limits,
 };
 pub use ids::{BuildId, DeploymentId, PipelineId, ProjectId, RunnerId};
+pub use lease::check_holder;
 pub use names::check_name;
 pub use plan::{
     BuildChange, BuildResult, BuildState, FailureReason, NewAttempt, PipelineEvent, PipelineState,

@@ -6,6 +6,7 @@
 use crate::definition::{ValidPipeline, When};
 use crate::graph::{JobSet, Needs};
 use crate::ids::{BuildId, RunnerId};
+use crate::lease::check_reporter;
 use crate::status::{BuildStatus, DeploymentStatus, PipelineStatus};
 use crate::transition::{BuildEvent, IllegalTransition, Step, next};
 use chrono::{DateTime, Utc};
@@ -58,6 +59,26 @@ pub enum BuildResult {
     Canceled,
 }
 
+impl BuildResult {
+    /// The status a build ends in when its runner reports this, whether it was running or
+    /// asked to stop.
+    pub fn status(self) -> BuildStatus {
+        match self {
+            Self::Success => BuildStatus::Success,
+            Self::Failed { .. } => BuildStatus::Failed,
+            Self::Canceled => BuildStatus::Canceled,
+        }
+    }
+
+    fn event(self) -> BuildEvent {
+        match self {
+            Self::Success => BuildEvent::Succeed,
+            Self::Failed { .. } => BuildEvent::Fail,
+            Self::Canceled => BuildEvent::Abort,
+        }
+    }
+}
+
 /// One build row as storage read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildState {
@@ -72,6 +93,8 @@ pub struct BuildState {
     pub retry_limit: u32,
     pub runner_id: Option<RunnerId>,
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// Why it failed, once it has.
+    pub failure_reason: Option<FailureReason>,
     pub has_deployment: bool,
 }
 
@@ -186,6 +209,10 @@ pub enum TransitionError {
     },
     #[error("build {build} is not held by runner {runner}")]
     NotHolder { build: BuildId, runner: RunnerId },
+    /// The runner's own build ended without it (its lease passed, say): the runner should stop
+    /// the job and drop it.
+    #[error("build {build} is {status}: the runner no longer holds it")]
+    LeaseLost { build: BuildId, status: BuildStatus },
     #[error("build {build} was already retried as build {newer}")]
     AlreadyRetried { build: BuildId, newer: BuildId },
     #[error("build {build} is {status}; only success, failed or canceled builds can be retried")]
@@ -447,15 +474,19 @@ impl<'a> Work<'a> {
         result: BuildResult,
     ) -> Result<(), TransitionError> {
         let row = self.row(id)?;
-        if self.builds[row].runner_id != Some(runner) {
-            return Err(TransitionError::NotHolder { build: id, runner });
-        }
-        let event = match result {
-            BuildResult::Success => BuildEvent::Succeed,
-            BuildResult::Failed { .. } => BuildEvent::Fail,
-            BuildResult::Canceled => BuildEvent::Abort,
-        };
-        if self.step(row, event)?
+        let build = &self.builds[row];
+        // An earlier event of this batch may have ended the build already.
+        let failure_reason = self.failure[row]
+            .map(|(reason, _)| reason)
+            .or(build.failure_reason);
+        check_reporter(
+            id,
+            build.runner_id,
+            self.status[row],
+            failure_reason,
+            runner,
+        )?;
+        if self.step(row, result.event())?
             && let BuildResult::Failed { reason, exit_code } = result
         {
             self.failure[row] = Some((reason, exit_code));
@@ -648,3 +679,6 @@ fn resolve_needs(
         .collect::<Result<Vec<_>, _>>()
         .map(Needs::Explicit)
 }
+
+#[cfg(test)]
+mod tests;

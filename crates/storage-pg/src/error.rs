@@ -1,6 +1,6 @@
 //! The one error type of this crate, and how database errors map onto it.
 
-use lockstep_domain::{BuildId, BuildStatus, TransitionError};
+use lockstep_domain::TransitionError;
 
 /// Why a storage call failed. Nothing was written when a call fails.
 #[derive(Debug, thiserror::Error)]
@@ -14,10 +14,6 @@ pub enum StorageError {
     /// The domain refused the transition.
     #[error(transparent)]
     Transition(#[from] TransitionError),
-    /// The runner still appears as the build's runner, but the build ended without it (its lease
-    /// expired, say): the runner should stop the job and drop it.
-    #[error("build {build} is {status}: the runner no longer holds it")]
-    LeaseLost { build: BuildId, status: BuildStatus },
     /// A log append did not start where the log ends, or a read started past it.
     #[error("the log ends at byte {end}")]
     LogOffset { end: u64 },

@@ -7,7 +7,7 @@ use crate::rows::parse;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Binary, Nullable, Text};
-use lockstep_domain::{BuildEvent, BuildId, BuildStatus, RunnerId, TransitionError, next};
+use lockstep_domain::{BuildId, BuildStatus, RunnerId, check_holder};
 
 /// The most log a build may have, in bytes. Appends past it are refused whole.
 pub const MAX_LOG_BYTES: u64 = 64 * 1024 * 1024;
@@ -66,8 +66,9 @@ struct ReadRow {
 /// (or is asked to stop). Empty `data` at the right offset writes nothing and succeeds, so a
 /// runner can ask where the log ends.
 ///
-/// Errors, in the order they are checked: `NotFound` (no such build), `Transition(NotHolder)`
-/// (another runner's build, or nobody's), `LeaseLost` (this runner's build has ended),
+/// Errors, in the order they are checked: `NotFound` (no such build), then the domain's
+/// `check_holder`: `Transition(NotHolder)` (another runner's build, or nobody's) and
+/// `Transition(LeaseLost)` (this runner's build has ended); then
 /// `LogOffset` (the log ends elsewhere; also what the loser of two appends at the same offset
 /// gets), `LogTooLarge` (the log would pass [`MAX_LOG_BYTES`]).
 ///
@@ -91,13 +92,8 @@ pub fn append_log(
             entity: "build",
             id: build.0,
         })?;
-    if row.runner_id != Some(runner.0) {
-        return Err(TransitionError::NotHolder { build, runner }.into());
-    }
     let status: BuildStatus = parse("ci_builds.status", &row.status)?;
-    if !may_append(status) {
-        return Err(StorageError::LeaseLost { build, status });
-    }
+    check_holder(build, row.runner_id.map(RunnerId), status, runner)?;
     let end = offset_of("log end", row.log_end)?;
     if end != offset {
         return Err(StorageError::LogOffset { end });
@@ -199,11 +195,6 @@ fn read(
     })
 }
 
-/// A runner may append while it may heartbeat: while the build runs or is asked to stop.
-fn may_append(status: BuildStatus) -> bool {
-    next(status, BuildEvent::Heartbeat).is_ok()
-}
-
 fn gap(build: BuildId, at: u64) -> StorageError {
     StorageError::corrupt(format!(
         "the log of build {build} has a gap or an overlap at byte {at}"
@@ -225,12 +216,13 @@ mod tests {
     use super::*;
 
     /// The statement spells the statuses that may append as literals; they must be the
-    /// domain's names for exactly the statuses in which a heartbeat is accepted.
+    /// domain's names for exactly the statuses that hold a lease, where `check_holder` lets the
+    /// runner work.
     #[test]
-    fn append_statuses_are_the_heartbeat_statuses() {
+    fn append_statuses_are_the_lease_statuses() {
         let names: Vec<String> = BuildStatus::ALL
             .iter()
-            .filter(|s| may_append(**s))
+            .filter(|s| s.holds_lease())
             .map(|s| format!("'{s}'"))
             .collect();
         let literal = format!("status IN ({})", names.join(", "));

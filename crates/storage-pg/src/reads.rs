@@ -2,7 +2,7 @@
 //! builds, as clients see them.
 
 use crate::StorageError;
-use crate::rows::{count, parse, parse_when};
+use crate::rows::{count, parse, parse_failure_reason, parse_when};
 use crate::schema::{ci_builds, deployments, environments, pipelines, projects};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -318,10 +318,8 @@ fn build_view(row: BuildRow) -> Result<BuildView, StorageError> {
         _ => None,
     };
     let failure_reason = failure_reason
-        .map(|r| {
-            FailureReason::parse(&r)
-                .ok_or_else(|| StorageError::corrupt(format!("unknown failure reason `{r}`")))
-        })
+        .as_deref()
+        .map(parse_failure_reason)
         .transpose()?;
     Ok(BuildView {
         id: BuildId(id),

@@ -17,6 +17,16 @@ pub(crate) fn parse_when(value: &str) -> Result<lockstep_domain::When, StorageEr
     })
 }
 
+pub(crate) fn parse_failure_reason(
+    value: &str,
+) -> Result<lockstep_domain::FailureReason, StorageError> {
+    lockstep_domain::FailureReason::parse(value).ok_or_else(|| {
+        StorageError::corrupt(format!(
+            "ci_builds.failure_reason holds unknown value `{value}`"
+        ))
+    })
+}
+
 /// Counts stored as `integer` are never negative (CHECK constraints); a negative one is corrupt.
 pub(crate) fn count(column: &'static str, value: i32) -> Result<u32, StorageError> {
     u32::try_from(value)

@@ -367,12 +367,12 @@ impl Worker<'_> {
         }
     }
 
-    /// Counts a refusal by the domain, or a heartbeat finding its lease lost to the reaper, as
-    /// expected and anything else as an error.
+    /// Counts a refusal by the domain (a heartbeat or report finding its lease lost to the
+    /// reaper among them) as expected and anything else as an error.
     fn check<T>(&self, result: Result<T, StorageError>) -> Option<T> {
         match result {
             Ok(value) => Some(value),
-            Err(StorageError::Transition(_) | StorageError::LeaseLost { .. }) => {
+            Err(StorageError::Transition(_)) => {
                 self.shared.rejected.fetch_add(1, Ordering::Relaxed);
                 None
             }

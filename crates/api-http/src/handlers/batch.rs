@@ -89,7 +89,10 @@ pub(crate) async fn finish(
         Ok(reports
             .iter()
             .zip(answers)
-            .map(|((build, _), answer)| (*build, finished_status(conn, *build, answer)))
+            .map(|(&(build, result), answer)| {
+                let status = answer.map(|applied| finished_status(build, result, &applied));
+                (build, status)
+            })
             .collect::<Vec<_>>())
     })
     .await?;

@@ -15,10 +15,8 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use lockstep_domain::{BuildId, BuildResult, BuildStatus, FailureReason, TransitionError};
-use lockstep_storage_pg::{
-    AcquiredBuild, Applied, RunnerView, StorageError, Transitions, append_log, load_build,
-};
+use lockstep_domain::{BuildId, BuildResult, BuildStatus, FailureReason};
+use lockstep_storage_pg::{AcquiredBuild, Applied, RunnerView, Transitions, append_log};
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -163,51 +161,29 @@ pub(crate) async fn finish(
 ) -> ApiResult<axum::Json<FinishAnswer>> {
     let result = build_result(body.result, body.failure_reason, body.exit_code)?;
     let build = BuildId(id);
-    let status = with_conn(&state, move |conn, stats| {
-        let outcome = Transitions::new(conn, stats).finish(build, runner.id, result, Utc::now());
-        finished_status(conn, build, outcome)
+    let applied = with_conn(&state, move |conn, stats| {
+        Transitions::new(conn, stats).finish(build, runner.id, result, Utc::now())
     })
     .await?;
     Ok(axum::Json(FinishAnswer {
         id,
-        status: status.to_string(),
+        status: finished_status(build, result, &applied).to_string(),
     }))
 }
 
-/// The build's status after its runner's report, or why the report was refused.
+/// The build's status after its runner's accepted report. A report that changed nothing repeated
+/// one already applied, so the build is where the report takes it. (A late report, after the
+/// reaper failed the build, is refused by the transition itself with `LeaseLost`.)
 pub(crate) fn finished_status(
-    conn: &mut diesel::pg::PgConnection,
     build: BuildId,
-    outcome: Result<Applied, StorageError>,
-) -> Result<BuildStatus, StorageError> {
-    match outcome {
-        Ok(applied) => match applied.changes.iter().find(|c| c.id == build) {
-            Some(change) => Ok(change.to),
-            // Nothing changed: a repeated report, unless the lease had run out first.
-            None => lease_check(conn, build),
-        },
-        Err(error @ StorageError::Transition(TransitionError::Illegal { .. })) => {
-            lease_check(conn, build)?;
-            Err(error)
-        }
-        Err(error) => Err(error),
-    }
-}
-
-/// A build the reaper failed as `runner_lost` was not finished by its runner: its report is
-/// late, and the answer is 410 rather than an echo of the reaper's decision.
-fn lease_check(
-    conn: &mut diesel::pg::PgConnection,
-    build: BuildId,
-) -> Result<BuildStatus, StorageError> {
-    let view = load_build(conn, build)?;
-    if view.failure_reason == Some(FailureReason::RunnerLost) {
-        return Err(StorageError::LeaseLost {
-            build,
-            status: view.status,
-        });
-    }
-    Ok(view.status)
+    result: BuildResult,
+    applied: &Applied,
+) -> BuildStatus {
+    applied
+        .changes
+        .iter()
+        .find(|change| change.id == build)
+        .map_or(result.status(), |change| change.to)
 }
 
 /// A runner's report as the domain sees it; `failure_reason` only goes with `failed`.

@@ -2,8 +2,8 @@
 //! domain's single-pass processing can be compared with something written independently.
 
 use lockstep_domain::{
-    BuildEvent, BuildId, BuildResult, BuildState, BuildStatus, IllegalTransition, PipelineEvent,
-    PipelineState, PipelineStatus, TransitionError, When,
+    BuildEvent, BuildId, BuildResult, BuildState, BuildStatus, FailureReason, IllegalTransition,
+    PipelineEvent, PipelineState, PipelineStatus, TransitionError, When,
 };
 use std::collections::HashMap;
 
@@ -304,6 +304,15 @@ impl<'a> Rules<'a> {
                 if self.build(row).runner_id != Some(runner) =>
             {
                 Some(TransitionError::NotHolder { build, runner })
+            }
+            // The reaper failed it before the report came: the report is late.
+            (PipelineEvent::Finish { build, .. }, Some(row))
+                if self.build(row).failure_reason == Some(FailureReason::RunnerLost) =>
+            {
+                Some(TransitionError::LeaseLost {
+                    build,
+                    status: self.build(row).status,
+                })
             }
             (PipelineEvent::RetryBuild(build), Some(row)) => {
                 let status = self.build(row).status;

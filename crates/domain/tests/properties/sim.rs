@@ -143,6 +143,7 @@ impl Store {
                 retry_limit: job.retry(),
                 runner_id: None,
                 lease_expires_at: None,
+                failure_reason: None,
                 has_deployment: job.environment().is_some(),
             })
             .collect();
@@ -334,6 +335,7 @@ impl Store {
                 .find(|b| b.id == change.id)
                 .expect("a plan changes only existing builds");
             b.status = change.to;
+            b.failure_reason = change.failure_reason.or(b.failure_reason);
         }
         for new in plan.new_attempts() {
             let source =
@@ -344,6 +346,7 @@ impl Store {
                 status: new.status,
                 runner_id: None,
                 lease_expires_at: None,
+                failure_reason: None,
                 ..source.clone()
             };
             self.next_id += 1;

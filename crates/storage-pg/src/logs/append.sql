@@ -17,8 +17,8 @@
 -- with the reaper failing the build (lease expiry) can land just after the build turned
 -- terminal. Closing it would need a share lock on the build row, taken through locking.rs.
 --
--- Statuses are literals, as in claim.sql: the ones in which a heartbeat is accepted, as a unit
--- test checks against the domain.
+-- Statuses are literals, as in claim.sql: the ones that hold a lease, in which the domain's
+-- check_holder lets a runner work, as a unit test checks.
 --
 -- $1 build id, $2 runner id, $3 offset, $4 data, $5 the largest log allowed, in bytes.
 -- created_at takes the column default, the server's clock: the signature has no `now`.

@@ -6,8 +6,7 @@ use crate::{AcquiredBuild, AcquiredDeployment, Heartbeat, StorageError};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use lockstep_domain::{
-    BuildEvent, BuildId, BuildStatus, DeploymentId, PipelineId, ProjectId, RunnerId,
-    TransitionError, next,
+    BuildId, BuildStatus, DeploymentId, PipelineId, ProjectId, RunnerId, check_holder,
 };
 
 /// Claims builds and checks that each arrived whole; a build without its pipeline or deployment
@@ -68,8 +67,9 @@ fn acquired(row: ClaimedRow) -> Result<AcquiredBuild, StorageError> {
     })
 }
 
-/// Extends the lease of a build the runner still holds. Another runner's build (or nobody's) is
-/// `NotHolder`; the runner's own build that has ended is `LeaseLost`.
+/// Extends the lease of a build the runner still holds; the domain's `check_holder` decides
+/// that (another runner's build is `NotHolder`, the runner's own build that has ended
+/// `LeaseLost`).
 pub(crate) fn heartbeat(
     conn: &mut PgConnection,
     build: BuildId,
@@ -81,13 +81,8 @@ pub(crate) fn heartbeat(
         entity: "build",
         id: build.0,
     })?;
-    if row.runner_id != Some(runner.0) {
-        return Err(TransitionError::NotHolder { build, runner }.into());
-    }
     let status: BuildStatus = parse("ci_builds.status", &row.status)?;
-    // Still its runner, but no longer running: the build ended without it. That is not a client
-    // mistake (an illegal transition) but news the runner must act on, so it gets its own error.
-    next(status, BuildEvent::Heartbeat).map_err(|_| StorageError::LeaseLost { build, status })?;
+    check_holder(build, row.runner_id.map(RunnerId), status, runner)?;
     crate::write::extend_lease(locks.conn(), &held, build, lease_expires_at)?;
     Ok(Heartbeat {
         status,

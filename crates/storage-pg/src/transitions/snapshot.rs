@@ -3,7 +3,7 @@
 use crate::StorageError;
 use crate::locking::{LockedBuilds, LockedPipeline};
 use crate::prepared::{Prepared, Statement};
-use crate::rows::{count, parse, parse_when};
+use crate::rows::{count, parse, parse_failure_reason, parse_when};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -82,6 +82,8 @@ struct LoadedRow {
     runner_id: Option<i64>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     lease_expires_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Text>)]
+    failure_reason: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     environment: Option<String>,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -204,6 +206,11 @@ fn stored_build(row: LoadedRow) -> Result<StoredBuild, StorageError> {
         retry_limit: count("ci_builds.retry_limit", row.retry_limit)?,
         runner_id: row.runner_id.map(RunnerId),
         lease_expires_at: row.lease_expires_at,
+        failure_reason: row
+            .failure_reason
+            .as_deref()
+            .map(parse_failure_reason)
+            .transpose()?,
         has_deployment: deployment.is_some(),
     };
     Ok(StoredBuild {

@@ -240,7 +240,7 @@ fn a_build_asked_to_stop_still_takes_its_log_but_a_finished_one_does_not() {
     assert!(
         matches!(
             err,
-            StorageError::LeaseLost { build: b, status: BuildStatus::Canceled } if b == build
+            StorageError::Transition(TransitionError::LeaseLost { build: b, status: BuildStatus::Canceled }) if b == build
         ),
         "{err}"
     );

@@ -471,7 +471,7 @@ fn heartbeats_extend_the_lease_and_stop_after_the_build_ends() {
     assert!(
         matches!(
             err,
-            StorageError::LeaseLost { build: b, status: BuildStatus::Success } if b == build.id
+            StorageError::Transition(TransitionError::LeaseLost { build: b, status: BuildStatus::Success }) if b == build.id
         ),
         "{err}"
     );
@@ -495,7 +495,7 @@ fn a_heartbeat_after_the_lease_expired_reports_the_lease_lost() {
     assert!(
         matches!(
             err,
-            StorageError::LeaseLost { build: b, status: BuildStatus::Failed } if b == build.id
+            StorageError::Transition(TransitionError::LeaseLost { build: b, status: BuildStatus::Failed }) if b == build.id
         ),
         "{err}"
     );
@@ -505,6 +505,47 @@ fn a_heartbeat_after_the_lease_expired_reports_the_lease_lost() {
             "build {} is failed: the runner no longer holds it",
             build.id
         )
+    );
+}
+
+/// The report of a build the reaper already failed is late: the transition refuses it itself,
+/// holding the pipeline's lock, alone or in a batch, and the reaper's verdict stands.
+#[test]
+fn a_report_after_the_reaper_failed_the_build_is_refused_as_lease_lost() {
+    let mut f = Fixture::new();
+    let created = f.create(vec![job("a"), job("b")]);
+    let build = f.acquire().unwrap();
+    let runner = f.runner;
+    f.tx()
+        .expire_leases(build.lease_expires_at + TimeDelta::seconds(1), 10)
+        .unwrap();
+    let before = f.pipeline(created.id);
+    let lost = |err| {
+        matches!(
+            refusal(err),
+            TransitionError::LeaseLost { build: b, status: BuildStatus::Failed } if b == build.id
+        )
+    };
+    let script_failure = BuildResult::Failed {
+        reason: FailureReason::ScriptFailure,
+        exit_code: Some(1),
+    };
+    for result in [BuildResult::Success, script_failure, BuildResult::Canceled] {
+        let err = f.tx().finish(build.id, runner, result, now()).unwrap_err();
+        assert!(lost(err), "{result:?}");
+        let mut answers = f
+            .tx()
+            .finish_all(runner, &[(build.id, result)], now())
+            .unwrap();
+        assert!(
+            lost(answers.remove(0).unwrap_err()),
+            "{result:?} in a batch"
+        );
+    }
+    assert_eq!(
+        f.pipeline(created.id),
+        before,
+        "a late report changes nothing"
     );
 }
 
