@@ -117,6 +117,39 @@ mod tests {
         );
     }
 
+    /// Handlers see no SQL: the API crate reaches the database only through storage-pg's
+    /// functions. `blocking.rs` is the one exception, because the connection it checks out and
+    /// hands to those functions is diesel's `PgConnection`. (Database errors are classified in
+    /// storage-pg, so the error mapping needs no diesel.) The check checks itself on
+    /// `blocking.rs`, which must still match.
+    #[test]
+    fn the_api_crate_runs_no_sql_of_its_own() {
+        let src = root().join("crates/api-http/src");
+        let blocking = src.join("blocking.rs");
+        let patterns = ["diesel", "tokio_postgres", "sql_query", "select 1"];
+        let mut offenders = Vec::new();
+        for file in files(&src, &["rs"]) {
+            if file == blocking {
+                continue;
+            }
+            let text = fs::read_to_string(&file)
+                .expect("readable source")
+                .to_lowercase();
+            if let Some(pattern) = patterns.iter().find(|p| text.contains(*p)) {
+                offenders.push(format!("{} ({pattern})", relative(&file)));
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "SQL or a database client in the API crate, outside blocking.rs: {offenders:#?}"
+        );
+        let own = fs::read_to_string(&blocking).expect("blocking.rs");
+        assert!(
+            own.contains("diesel::"),
+            "the patterns no longer match blocking.rs"
+        );
+    }
+
     /// The domain crate stays pure: no IO crate and none of our other crates in its tree.
     #[test]
     fn the_domain_crate_depends_on_no_io_crate() {

@@ -158,7 +158,7 @@ impl From<StorageError> for ApiError {
                 tracing::warn!(%error, "no database connection");
                 Self::unavailable("the database is unavailable")
             }
-            StorageError::Database(ref cause) if is_disconnect(cause) => {
+            StorageError::Disconnected(_) => {
                 tracing::warn!(%error, "database connection lost");
                 Self::unavailable("the database is unavailable")
             }
@@ -204,16 +204,6 @@ impl From<DefinitionError> for ApiError {
         };
         Self::invalid(field, error.to_string())
     }
-}
-
-/// A broken connection is the database being unavailable, not a bug.
-fn is_disconnect(error: &diesel::result::Error) -> bool {
-    use diesel::result::{DatabaseErrorKind, Error};
-    matches!(
-        error,
-        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-            | Error::BrokenTransactionManager
-    )
 }
 
 /// The result type of handlers.

@@ -25,13 +25,11 @@
 //! notification carries no count.
 
 use crate::app::AppState;
-use futures_util::StreamExt;
-use lockstep_storage_pg::PENDING_CHANNEL;
+use lockstep_storage_pg::{ListenError, Pending, PendingListener};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls};
 
 /// The requests waiting for builds in this process, and who is woken next.
 #[derive(Debug, Default)]
@@ -261,35 +259,15 @@ pub(crate) async fn listen(state: AppState, database_url: String) {
     }
 }
 
-async fn listen_once(state: &AppState, database_url: &str) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
-    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-    let statement = format!("LISTEN {PENDING_CHANNEL}");
-    let listen = client.batch_execute(&statement);
-    // The connection only makes progress while its messages are polled, so drive both at once.
-    let mut listen = std::pin::pin!(listen);
-    let mut listening = false;
+async fn listen_once(state: &AppState, database_url: &str) -> Result<(), ListenError> {
+    let mut listener = PendingListener::connect(database_url).await?;
+    tracing::debug!("listening for pending builds");
+    // Builds made pending before the LISTEN took effect were never announced to us.
+    state.wake.wake_all();
     loop {
-        tokio::select! {
-            result = &mut listen, if !listening => {
-                result?;
-                listening = true;
-                tracing::debug!("listening for pending builds");
-                state.wake.wake_all();
-            }
-            message = messages.next() => match message {
-                Some(Ok(AsyncMessage::Notification(notification))) => {
-                    // The payload is the number of builds; a trigger from before that
-                    // migration sends none, and then every waiter looks.
-                    match notification.payload().parse::<u64>() {
-                        Ok(builds) => state.wake.pending(builds),
-                        Err(_) => state.wake.wake_all(),
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(error),
-                None => return Ok(()),
-            },
+        match listener.next().await? {
+            Pending::Builds(builds) => state.wake.pending(builds),
+            Pending::Unknown => state.wake.wake_all(),
         }
     }
 }

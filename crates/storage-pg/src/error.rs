@@ -36,13 +36,29 @@ pub enum StorageError {
     /// inside the retry loop, which starts the transaction again.
     #[error("rows changed while the transition was planned")]
     PlanChanged,
+    /// The connection to the database broke: the database is unavailable, not wrong.
+    #[error("database connection lost: {0}")]
+    Disconnected(#[source] diesel::result::Error),
     /// Anything else the database reported.
     #[error("database error: {0}")]
-    Database(#[from] diesel::result::Error),
+    Database(#[source] diesel::result::Error),
 }
 
 impl StorageError {
     pub(crate) fn corrupt(message: impl Into<String>) -> Self {
         Self::Corrupt(message.into())
+    }
+}
+
+impl From<diesel::result::Error> for StorageError {
+    /// A broken connection is told apart here, once, so that callers never look into diesel's
+    /// errors to decide between "unavailable" and "bug".
+    fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match error {
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            | Error::BrokenTransactionManager => Self::Disconnected(error),
+            other => Self::Database(other),
+        }
     }
 }

@@ -26,8 +26,8 @@ pub use invariants::{Violation, check_invariants};
 pub use locking::{Table, explain_claim};
 pub use logs::{LogSlice, MAX_LOG_BYTES, append_log, read_log};
 pub use migrations::run_migrations;
-pub use notify::PENDING_CHANNEL;
-pub use pool::{PgPool, connection_pool};
+pub use notify::{ListenError, PENDING_CHANNEL, Pending, PendingListener};
+pub use pool::{PgPool, connection_pool, ping};
 pub use projects::{ProjectView, create_project, list_projects, load_project};
 pub use reads::{
     BuildView, DeploymentView, PipelineQuery, PipelineSummary, PipelineView, count_pending_builds,

@@ -1,4 +1,12 @@
-//! The channel that wakes runners waiting for work.
+//! The channel that wakes runners waiting for work, and the listener that hears it.
+//!
+//! The listener is the one asynchronous part of this crate: a LISTEN must hold its connection
+//! open and be told of notifications as they arrive, which diesel's blocking connection cannot do
+//! without a thread per listener, so it runs on tokio-postgres. It only ever sends `LISTEN`.
+
+use futures_util::{Stream, StreamExt};
+use std::pin::Pin;
+use tokio_postgres::{AsyncMessage, NoTls};
 
 /// PostgreSQL NOTIFY channel that fires, after commit, whenever any build becomes pending.
 ///
@@ -8,6 +16,90 @@
 /// it is a lower bound. Listeners must still look again after reconnecting, since a notification
 /// sent while a connection was not listening is lost.
 pub const PENDING_CHANNEL: &str = "lockstep_builds_pending";
+
+/// Why the listening connection stopped. Either way the listener is done: connect a new one, and
+/// assume notifications were missed meanwhile.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("the listening connection failed: {0}")]
+    Connection(#[from] tokio_postgres::Error),
+    #[error("the server closed the listening connection")]
+    Closed,
+}
+
+/// What one notification on [`PENDING_CHANNEL`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// At least this many builds became pending.
+    Builds(u64),
+    /// Builds became pending, how many is not said (a trigger from before the count migration).
+    Unknown,
+}
+
+type Messages = Pin<Box<dyn Stream<Item = Result<AsyncMessage, tokio_postgres::Error>> + Send>>;
+
+/// A connection of its own that LISTENs on [`PENDING_CHANNEL`]. Its connection makes progress
+/// only while [`PendingListener::next`] is awaited, so a caller keeps awaiting it.
+pub struct PendingListener {
+    // Dropping the client would close the connection; it is kept, never used again.
+    _client: tokio_postgres::Client,
+    messages: Messages,
+}
+
+impl std::fmt::Debug for PendingListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingListener").finish_non_exhaustive()
+    }
+}
+
+impl PendingListener {
+    /// Connects to `database_url` and LISTENs. Once this returns, every build made pending by a
+    /// later commit is announced to [`PendingListener::next`].
+    pub async fn connect(database_url: &str) -> Result<Self, ListenError> {
+        let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
+        let mut messages: Messages = Box::pin(futures_util::stream::poll_fn(move |cx| {
+            connection.poll_message(cx)
+        }));
+        let statement = format!("LISTEN {PENDING_CHANNEL}");
+        {
+            // The connection only makes progress while its messages are polled, so drive both.
+            // Nothing can be announced before LISTEN completes, so no message is lost here.
+            let mut listen = std::pin::pin!(client.batch_execute(&statement));
+            loop {
+                tokio::select! {
+                    result = &mut listen => break result?,
+                    message = messages.next() => match message {
+                        Some(Ok(_)) => {}
+                        Some(Err(error)) => return Err(error.into()),
+                        None => return Err(ListenError::Closed),
+                    },
+                }
+            }
+        }
+        Ok(Self {
+            _client: client,
+            messages,
+        })
+    }
+
+    /// Waits for the next notification on the channel.
+    pub async fn next(&mut self) -> Result<Pending, ListenError> {
+        loop {
+            match self.messages.next().await {
+                Some(Ok(AsyncMessage::Notification(notification))) => {
+                    return Ok(match notification.payload().parse::<u64>() {
+                        Ok(builds) => Pending::Builds(builds),
+                        Err(_) => Pending::Unknown,
+                    });
+                }
+                // Notices and the like say nothing about pending builds.
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(error.into()),
+                None => return Err(ListenError::Closed),
+            }
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

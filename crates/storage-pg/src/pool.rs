@@ -1,6 +1,7 @@
-//! The r2d2 connection pool.
+//! The r2d2 connection pool, and the check that a connection answers.
 
 use crate::StorageError;
+use diesel::RunQueryDsl;
 use diesel::pg::PgConnection;
 use diesel::r2d2::ConnectionManager;
 use std::time::Duration;
@@ -16,4 +17,10 @@ pub fn connection_pool(url: &str, max_size: u32) -> Result<PgPool, StorageError>
         .connection_timeout(Duration::from_secs(10))
         .build(ConnectionManager::<PgConnection>::new(url))?;
     Ok(pool)
+}
+
+/// Asks the database for the cheapest answer it can give: it is reachable and serving queries.
+pub fn ping(conn: &mut PgConnection) -> Result<(), StorageError> {
+    diesel::sql_query("SELECT 1").execute(conn)?;
+    Ok(())
 }

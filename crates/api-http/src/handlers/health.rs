@@ -7,8 +7,7 @@ use crate::error::{ApiError, ErrorBody};
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use diesel::RunQueryDsl;
-use lockstep_storage_pg::count_pending_builds;
+use lockstep_storage_pg::{count_pending_builds, ping};
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
@@ -21,11 +20,7 @@ pub(crate) async fn healthz() -> axum::Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Health>, ApiError> {
-    with_conn(&state, |conn, _| {
-        diesel::sql_query("SELECT 1").execute(conn)?;
-        Ok(())
-    })
-    .await?;
+    with_conn(&state, |conn, _| ping(conn)).await?;
     Ok(axum::Json(Health { status: "ok" }))
 }
 

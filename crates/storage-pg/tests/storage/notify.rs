@@ -5,7 +5,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use lockstep_domain::{BuildResult, When};
-use lockstep_storage_pg::PENDING_CHANNEL;
+use lockstep_storage_pg::{PENDING_CHANNEL, Pending, PendingListener};
 use std::time::{Duration, Instant};
 
 const SENTINEL: &str = "sentinel";
@@ -96,4 +96,32 @@ fn playing_a_manual_build_wakes_listeners() {
     let mut listener = listen(&f);
     f.tx().play_build(created.builds[0], now()).expect("play");
     assert_eq!(wakeups(&mut f.conn, &mut listener), [1]);
+}
+
+/// The listener storage hands the server hears each wake-up with its count, and one without a
+/// count as `Unknown`, in commit order.
+#[test]
+fn the_pending_listener_hears_how_many_builds_became_pending() {
+    let mut f = Fixture::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut listener = runtime
+        .block_on(PendingListener::connect(f.db.url()))
+        .expect("listening");
+    f.create(vec![job("a"), job("b")]);
+    diesel::sql_query("SELECT pg_notify($1, 'no count')")
+        .bind::<Text, _>(PENDING_CHANNEL)
+        .execute(&mut f.conn)
+        .expect("notify");
+    let mut next = || {
+        let wait = async { tokio::time::timeout(Duration::from_secs(10), listener.next()).await };
+        runtime
+            .block_on(wait)
+            .expect("a notification within 10 s")
+            .expect("the connection holds")
+    };
+    assert_eq!(next(), Pending::Builds(2));
+    assert_eq!(next(), Pending::Unknown);
 }
