@@ -65,10 +65,6 @@ impl ApiError {
         self
     }
 
-    pub(crate) fn code(&self) -> &'static str {
-        self.body.code
-    }
-
     /// The status and body, for an error answered inside a larger answer (a batch).
     pub(crate) fn into_parts(self) -> (StatusCode, ErrorDetail) {
         (self.status, self.body)
@@ -164,6 +160,14 @@ impl From<StorageError> for ApiError {
             }
             StorageError::Database(_) | StorageError::Corrupt(_) => Self::internal(&error),
         }
+    }
+}
+
+/// A blocking task that panicked or was cancelled (at shutdown) is a bug or an accident, never
+/// the client's doing.
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        Self::internal(&error)
     }
 }
 

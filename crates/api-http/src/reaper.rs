@@ -2,7 +2,7 @@
 //! lock-ordered transitions as everything else. Every replica runs one; they may overlap.
 
 use crate::app::AppState;
-use crate::blocking::with_conn;
+use crate::blocking::{TaskError, run_blocking};
 use chrono::Utc;
 use lockstep_storage_pg::Transitions;
 
@@ -19,17 +19,17 @@ pub(crate) async fn run(state: AppState) {
             () = state.stopped() => return,
         }
         if let Err(error) = sweep(&state).await {
-            // Logged by the error mapping when it matters; try again next tick.
-            tracing::warn!(code = error.code(), "lease reaper sweep failed");
+            // Try again next tick.
+            tracing::warn!(%error, "lease reaper sweep failed");
         }
     }
 }
 
 /// Expires every lease that has passed. Returns the number of pipelines changed.
-pub(crate) async fn sweep(state: &AppState) -> Result<usize, crate::error::ApiError> {
+pub(crate) async fn sweep(state: &AppState) -> Result<usize, TaskError> {
     let mut total = 0;
     loop {
-        let applied = with_conn(state, |conn, stats| {
+        let applied = run_blocking::<_, TaskError, _>(state, |conn, stats| {
             Transitions::new(conn, stats).expire_leases(Utc::now(), BATCH)
         })
         .await?;
@@ -46,5 +46,45 @@ pub(crate) async fn sweep(state: &AppState) -> Result<usize, crate::error::ApiEr
         if applied.len() < BATCH as usize {
             return Ok(total);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sweep;
+    use crate::app::{AppState, Settings};
+    use crate::blocking::TaskError;
+    use diesel::pg::PgConnection;
+    use diesel::r2d2::ConnectionManager;
+    use lockstep_storage_pg::StorageError;
+    use std::time::Duration;
+
+    /// The reaper answers nobody: what it logs is the storage error itself, not the HTTP status
+    /// a handler would have answered with.
+    #[tokio::test]
+    async fn a_failed_sweep_reports_the_storage_error() {
+        let manager =
+            ConnectionManager::<PgConnection>::new("postgres://nobody@/none?host=/nonexistent");
+        let pool = r2d2::Pool::builder()
+            .connection_timeout(Duration::from_millis(100))
+            .build_unchecked(manager);
+        let settings = Settings {
+            api_token: "a-token-of-sixteen-chars".to_owned(),
+            lease: Duration::from_secs(30),
+            reaper_interval: Duration::from_secs(1),
+        };
+        let error = sweep(&AppState::new(pool, &settings))
+            .await
+            .expect_err("no database");
+        assert!(
+            matches!(error, TaskError::Storage(StorageError::Pool(_))),
+            "{error:?}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("no database connection available"),
+            "{error}"
+        );
     }
 }

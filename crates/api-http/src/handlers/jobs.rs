@@ -3,7 +3,7 @@
 
 use crate::app::AppState;
 use crate::auth::Runner;
-use crate::blocking::with_conn;
+use crate::blocking::{TaskError, run_blocking, with_conn};
 use crate::dto::{
     FinishAnswer, FinishRequest, HeartbeatAnswer, Job, JobRequest, JobResult, LogAppended,
     RunnerFailure,
@@ -108,15 +108,12 @@ pub(crate) async fn wait_for_builds(
 /// Brings pipelines up to date after a claim. A failure is only logged: the pipeline's next
 /// transition derives its status again anyway.
 async fn refresh(state: AppState, pipelines: Vec<lockstep_domain::PipelineId>) {
-    let refreshed = with_conn(&state, move |conn, stats| {
+    let refreshed = run_blocking::<_, TaskError, _>(&state, move |conn, stats| {
         Transitions::new(conn, stats).refresh_pipelines(&pipelines, Utc::now())
     })
     .await;
     if let Err(error) = refreshed {
-        tracing::warn!(
-            code = error.code(),
-            "pipeline status not refreshed after a claim"
-        );
+        tracing::warn!(%error, "pipeline status not refreshed after a claim");
     }
 }
 
