@@ -2,6 +2,7 @@
 
 mod environments;
 mod error;
+#[cfg(feature = "testing")]
 mod invariants;
 mod locking;
 mod logs;
@@ -22,10 +23,12 @@ mod write;
 
 pub use environments::{DeploymentSummary, EnvironmentView, list_deployments, list_environments};
 pub use error::StorageError;
+#[cfg(feature = "testing")]
 pub use invariants::{Violation, check_invariants};
+#[cfg(feature = "testing")]
 pub use locking::{Table, explain_claim};
 pub use logs::{LogSlice, MAX_LOG_BYTES, append_log, read_log};
-pub use migrations::run_migrations;
+pub use migrations::{MigrationError, run_migrations};
 pub use notify::{ListenError, PENDING_CHANNEL, Pending, PendingListener};
 pub use pool::{PgPool, connection_pool, ping};
 pub use projects::{ProjectView, create_project, list_projects, load_project};

@@ -31,10 +31,13 @@ use std::marker::PhantomData;
 
 mod claim;
 
+#[cfg(feature = "testing")]
 pub use claim::explain_claim;
 pub(crate) use claim::{ClaimRequest, ClaimedRow};
 
-/// The lockable tables, in the canonical order.
+/// The lockable tables, in the canonical order, for the tests that check the locks a transition
+/// really takes against it (the typestate below is what enforces the order in code).
+#[cfg(feature = "testing")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Table {
     Pipelines,
@@ -43,6 +46,7 @@ pub enum Table {
     Deployments,
 }
 
+#[cfg(feature = "testing")]
 impl Table {
     /// The canonical order, first to last.
     pub const ORDER: [Self; 4] = [

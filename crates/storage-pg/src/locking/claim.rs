@@ -77,6 +77,7 @@ impl Statement for Claim {
     const SQL: &'static str = CLAIM_SQL;
 }
 
+#[cfg(feature = "testing")]
 #[derive(QueryableByName)]
 struct PlanLine {
     #[diesel(sql_type = Text)]
@@ -86,6 +87,7 @@ struct PlanLine {
 
 /// The plan PostgreSQL picks for the acquire statement (EXPLAIN without ANALYZE: nothing runs
 /// and nothing is locked). The benchmark reports which index serves the claim.
+#[cfg(feature = "testing")]
 pub fn explain_claim(conn: &mut PgConnection) -> Result<String, StorageError> {
     let now = Utc::now();
     let lines = diesel::sql_query(format!("EXPLAIN (COSTS OFF) {CLAIM_SQL}"))

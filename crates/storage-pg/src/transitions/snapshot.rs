@@ -31,8 +31,16 @@ pub(crate) struct Snapshot {
 pub(crate) struct StoredBuild {
     pub(crate) pipeline_id: i64,
     pub(crate) state: BuildState,
+    #[cfg_attr(
+        not(feature = "testing"),
+        expect(dead_code, reason = "only the invariant checks read it")
+    )]
     pub(crate) environment: Option<String>,
     pub(crate) deployment: Option<DeploymentRef>,
+    #[cfg_attr(
+        not(feature = "testing"),
+        expect(dead_code, reason = "only the invariant checks read it")
+    )]
     pub(crate) deployment_status: Option<DeploymentStatus>,
 }
 
