@@ -16,6 +16,7 @@ use lockstep_domain::{
     BuildChange, BuildId, BuildResult, BuildStatus, DeploymentId, DeploymentStatus, PipelineEvent,
     PipelineId, PipelineStatus, ProjectId, RunnerId,
 };
+use pipeline::Answer;
 use std::time::Duration;
 
 pub use create::NewPipeline;
@@ -454,21 +455,27 @@ impl<'a> Transitions<'a> {
         let mut answers = transaction(self.conn, self.stats, kind, |conn| {
             pipeline::run_all(conn, requests, Busy::Skip, now)
         })?;
-        let deferred: Vec<usize> = (0..answers.len())
-            .filter(|&i| answers[i].is_none())
+        let busy: Vec<usize> = (0..answers.len())
+            .filter(|&i| matches!(answers[i], Answer::Busy))
             .collect();
-        if !deferred.is_empty() {
-            let rest: Vec<pipeline::Request> = deferred.iter().map(|&i| requests[i]).collect();
+        if !busy.is_empty() {
+            let rest: Vec<pipeline::Request> = busy.iter().map(|&i| requests[i]).collect();
             let waited = transaction(self.conn, self.stats, kind, |conn| {
                 pipeline::run_all(conn, &rest, Busy::Wait, now)
             })?;
-            for (i, answer) in deferred.into_iter().zip(waited) {
+            for (i, answer) in busy.into_iter().zip(waited) {
                 answers[i] = answer;
             }
         }
         Ok(answers
             .into_iter()
-            .map(|answer| answer.unwrap_or_else(unanswered))
+            .map(|answer| match answer {
+                Answer::Applied(applied) => Ok(applied),
+                Answer::Refused(refused) => Err(refused),
+                Answer::Busy => Err(StorageError::corrupt(
+                    "a transition that waited for its pipeline went unanswered",
+                )),
+            })
             .collect())
     }
 
@@ -480,19 +487,13 @@ impl<'a> Transitions<'a> {
         now: DateTime<Utc>,
     ) -> Result<Applied, StorageError> {
         let applied = transaction(self.conn, self.stats, kind, |conn| {
-            let mut answers = pipeline::run_all(conn, &[(target, event)], Busy::Wait, now)?;
-            // A refused event fails the transaction, which then writes nothing.
-            answers.pop().flatten().unwrap_or_else(unanswered)
+            pipeline::run_one(conn, (target, event), now)
         })?;
         if !applied.is_noop() {
             self.stats.committed(kind);
         }
         Ok(applied)
     }
-}
-
-fn unanswered() -> Result<Applied, StorageError> {
-    Err(StorageError::corrupt("a transition went unanswered"))
 }
 
 fn finish_kind(result: BuildResult) -> TransitionKind {

@@ -21,22 +21,30 @@ use std::collections::HashMap;
 /// One event and the pipeline it happens to.
 pub(crate) type Request = (PipelineOf, PipelineEvent);
 
-/// The answer to one request: what its pipeline's transition changed (shared by every request
-/// of that pipeline in the batch), or why the request was refused.
-pub(crate) type Answer = Result<Applied, StorageError>;
+/// The answer to one request of a batch.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// What its pipeline's transition changed, shared by every request of that pipeline.
+    Applied(Applied),
+    /// Refused, so it changed nothing: no such build or pipeline, or the domain said no.
+    Refused(StorageError),
+    /// Another transaction holds its pipeline, and the batch ran with [`Busy::Skip`]: nothing
+    /// was decided, so run it again, waiting. (Under SKIP LOCKED a pipeline that does not exist
+    /// looks the same; the waiting run tells them apart.)
+    Busy,
+}
 
 /// Runs `requests` inside the caller's transaction and answers each, in order. A refused
 /// request changes nothing; the others still apply. An `Err` of the whole call (a database
 /// error, or rows that changed under the plan) means the transaction must not commit.
 ///
-/// With [`Busy::Skip`], requests whose pipeline another transaction holds are not answered
-/// (`None`): the caller runs them again, waiting. Without it, every request is answered.
+/// With [`Busy::Wait`], no answer is [`Answer::Busy`].
 pub(crate) fn run_all(
     conn: &mut PgConnection,
     requests: &[Request],
     busy: Busy,
     now: DateTime<Utc>,
-) -> Result<Vec<Option<Answer>>, StorageError> {
+) -> Result<Vec<Answer>, StorageError> {
     let targets = requests.iter().map(|r| r.0);
     let (locked, mut locks) = Locks::begin(conn)?.lock_pipelines(targets, busy)?;
     let mut batch = Batch::read(locks.conn(), locked)?;
@@ -53,15 +61,23 @@ pub(crate) fn run_all(
     let new_deployments = batch.new_deployments(&new_builds);
     write::insert_deployments(locks.conn(), &new_deployments, now)?;
     write::update_pipelines(locks.conn(), &batch.pipeline_changes(), now)?;
-    let answers = batch.answer(routes, &new_builds);
-    Ok(answers
-        .into_iter()
-        .map(|answer| match answer {
-            // Not locked: busy (or missing, which the waiting pass tells apart).
-            Err(StorageError::NotFound { .. }) if busy == Busy::Skip => None,
-            answer => Some(answer),
-        })
-        .collect())
+    Ok(batch.answer(requests, routes, busy, &new_builds))
+}
+
+/// Runs one request, waiting for its pipeline, inside the caller's transaction. A refusal is an
+/// `Err`, so that the transaction writes nothing.
+pub(crate) fn run_one(
+    conn: &mut PgConnection,
+    request: Request,
+    now: DateTime<Utc>,
+) -> Result<Applied, StorageError> {
+    match run_all(conn, &[request], Busy::Wait, now)?.pop() {
+        Some(Answer::Applied(applied)) => Ok(applied),
+        Some(Answer::Refused(refused)) => Err(refused),
+        Some(Answer::Busy) | None => Err(StorageError::corrupt(
+            "a transition that waited for its pipeline went unanswered",
+        )),
+    }
 }
 
 /// One locked pipeline of the batch: its builds, its events and, once planned, its plan.
@@ -79,6 +95,22 @@ struct Member {
 type Planned = Result<(Plan, Vec<Result<(), TransitionError>>), TransitionError>;
 
 impl Member {
+    /// The answer to its event at `event`, given what its transition changed.
+    fn answer(&self, event: usize, applied: Option<&Applied>) -> Answer {
+        let outcome = match &self.planned {
+            Some(Ok((_, outcomes))) => outcomes[event].clone(),
+            Some(Err(refused)) => Err(refused.clone()),
+            None => return Answer::Refused(StorageError::corrupt("an event was never planned")),
+        };
+        match (outcome, applied) {
+            (Ok(()), Some(applied)) => Answer::Applied(applied.clone()),
+            (Ok(()), None) => {
+                Answer::Refused(StorageError::corrupt("an accepted event has no plan"))
+            }
+            (Err(refused), _) => Answer::Refused(refused.into()),
+        }
+    }
+
     fn plan(&self) -> Option<&Plan> {
         match &self.planned {
             Some(Ok((plan, _))) => Some(plan),
@@ -92,8 +124,9 @@ impl Member {
     }
 }
 
-/// Where a request went: the member and the index of its event there, or why it went nowhere.
-type Route = Result<(usize, usize), StorageError>;
+/// Where a request went: the member and the index of its event there, or `None` when its
+/// pipeline is not among the locked ones (busy, or missing).
+type Route = Option<(usize, usize)>;
 
 struct Batch {
     /// In ascending pipeline id, the order they were locked in.
@@ -134,20 +167,12 @@ impl Batch {
             .iter()
             .map(|(target, event)| {
                 let member = match *target {
-                    PipelineOf::Id(id) => by_pipeline.get(&id.0).ok_or(StorageError::NotFound {
-                        entity: "pipeline",
-                        id: id.0,
-                    }),
-                    PipelineOf::Build(build) => {
-                        by_build.get(&build).ok_or(StorageError::NotFound {
-                            entity: "build",
-                            id: build.0,
-                        })
-                    }
+                    PipelineOf::Id(id) => by_pipeline.get(&id.0),
+                    PipelineOf::Build(build) => by_build.get(&build),
                 }?;
                 let events = &mut self.members[*member].events;
                 events.push(*event);
-                Ok((*member, events.len() - 1))
+                Some((*member, events.len() - 1))
             })
             .collect()
     }
@@ -251,29 +276,44 @@ impl Batch {
             .collect()
     }
 
-    fn answer(&self, routes: Vec<Route>, new_builds: &[Vec<(BuildId, usize)>]) -> Vec<Answer> {
+    fn answer(
+        &self,
+        requests: &[Request],
+        routes: Vec<Route>,
+        busy: Busy,
+        new_builds: &[Vec<(BuildId, usize)>],
+    ) -> Vec<Answer> {
         let applied: Vec<Option<Applied>> = self
             .members
             .iter()
             .zip(new_builds)
             .map(|(member, new)| applied(member, new))
             .collect();
-        routes
-            .into_iter()
-            .map(|route| {
-                let (member, event) = route?;
-                match &self.members[member].planned {
-                    Some(Ok((_, outcomes))) => match &outcomes[event] {
-                        Ok(()) => applied[member]
-                            .clone()
-                            .ok_or_else(|| StorageError::corrupt("an accepted event has no plan")),
-                        Err(refused) => Err(refused.clone().into()),
-                    },
-                    Some(Err(refused)) => Err(refused.clone().into()),
-                    None => Err(StorageError::corrupt("a routed event was never planned")),
+        requests
+            .iter()
+            .zip(routes)
+            .map(|(&(target, _), route)| match (route, busy) {
+                (Some((member, event)), _) => {
+                    self.members[member].answer(event, applied[member].as_ref())
                 }
+                (None, Busy::Skip) => Answer::Busy,
+                (None, Busy::Wait) => Answer::Refused(not_found(target)),
             })
             .collect()
+    }
+}
+
+/// A request whose pipeline was not there to lock, even waiting.
+fn not_found(target: PipelineOf) -> StorageError {
+    match target {
+        PipelineOf::Id(id) => StorageError::NotFound {
+            entity: "pipeline",
+            id: id.0,
+        },
+        PipelineOf::Build(build) => StorageError::NotFound {
+            entity: "build",
+            id: build.0,
+        },
     }
 }
 
