@@ -9,7 +9,9 @@ use diesel::sql_types::BigInt;
 use lockstep_domain::{
     JobDefinition, PipelineDefinition, PipelineId, ProjectId, RunnerId, ValidPipeline,
 };
-use lockstep_storage_pg::{NewPipeline, Transitions, TxStats, create_project, register_runner};
+use lockstep_storage_pg::{
+    AcquiredBuild, NewPipeline, StorageError, Transitions, TxStats, create_project, register_runner,
+};
 use lockstep_test_db::TestDb;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -73,6 +75,21 @@ pub(crate) fn create(
         Utc::now(),
     )?;
     Ok(created.id)
+}
+
+/// Acquires up to `limit` builds, leased for `lease`, and brings their pipelines' statuses up to
+/// date at once, as a runner's request costs the server.
+pub(crate) fn acquire(
+    conn: &mut PgConnection,
+    stats: &TxStats,
+    runner: RunnerId,
+    limit: u32,
+    lease: Duration,
+) -> Result<Vec<AcquiredBuild>, StorageError> {
+    let mut transitions = Transitions::new(conn, stats);
+    let acquired = transitions.acquire(runner, &[], limit, lease, Utc::now())?;
+    transitions.refresh_pipelines(&acquired.stale_pipelines, Utc::now())?;
+    Ok(acquired.builds)
 }
 
 #[derive(QueryableByName)]

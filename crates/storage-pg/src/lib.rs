@@ -40,6 +40,6 @@ pub use retry::SqlState;
 pub use runners::{RunnerView, authenticate_runner, register_runner, retire_runner};
 pub use stats::{TransitionKind, TxStats, TxStatsSnapshot};
 pub use transitions::{
-    AcquiredBuild, AcquiredDeployment, Applied, Claimed, CreatedPipeline, Heartbeat, NewPipeline,
+    Acquired, AcquiredBuild, AcquiredDeployment, Applied, CreatedPipeline, Heartbeat, NewPipeline,
     Transitions,
 };

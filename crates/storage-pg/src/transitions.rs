@@ -65,7 +65,7 @@ pub struct CreatedPipeline {
     pub deployments: usize,
 }
 
-/// A claimed build with everything a runner needs, read in the claiming statement.
+/// An acquired build with everything a runner needs, read in the claim statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcquiredBuild {
     pub id: BuildId,
@@ -85,9 +85,10 @@ pub struct AcquiredBuild {
     pub deployment: Option<AcquiredDeployment>,
 }
 
-/// Builds just claimed, and the pipelines whose status must catch up with them.
+/// Builds just acquired, and the pipelines whose status must catch up with them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claimed {
+pub struct Acquired {
+    /// In ascending id; empty when nothing was pending for the runner.
     pub builds: Vec<AcquiredBuild>,
     /// Pipelines the claim saw as not yet `running`, in ascending id; pass them to
     /// [`Transitions::refresh_pipelines`].
@@ -141,9 +142,11 @@ impl<'a> Transitions<'a> {
         Ok(created)
     }
 
-    /// Claims up to `limit` pending builds whose tags the runner has, leased for `lease`.
-    /// A pipeline still shown as pending or created is brought up to date afterwards, in a
-    /// transaction of its own (the claim never locks pipelines).
+    /// Acquires up to `limit` pending builds whose tags the runner has, leased for `lease`: one
+    /// transaction around the claim statement (`locking/claim.sql`), which never locks a
+    /// pipeline. A pipeline the claim saw as not yet `running` comes back in
+    /// [`Acquired::stale_pipelines`]; pass them to [`Self::refresh_pipelines`] when it suits
+    /// (the server does it beside its answer to the runner, off the latency path).
     pub fn acquire(
         &mut self,
         runner: RunnerId,
@@ -151,26 +154,7 @@ impl<'a> Transitions<'a> {
         limit: u32,
         lease: Duration,
         now: DateTime<Utc>,
-    ) -> Result<Vec<AcquiredBuild>, StorageError> {
-        let claimed = self.claim(runner, runner_tags, limit, lease, now)?;
-        // The claim is committed: failing now would strand builds a runner never learns about.
-        // The pipelines' next transitions derive their status again anyway.
-        if let Err(error) = self.refresh_pipelines(&claimed.stale_pipelines, now) {
-            tracing::warn!(pipelines = claimed.stale_pipelines.len(), %error, "pipeline statuses not refreshed after acquire");
-        }
-        Ok(claimed.builds)
-    }
-
-    /// [`Self::acquire`] without the follow-up: the caller refreshes the stale pipelines when
-    /// it suits it (the server does it after answering the runner, off the latency path).
-    pub fn claim(
-        &mut self,
-        runner: RunnerId,
-        runner_tags: &[String],
-        limit: u32,
-        lease: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<Claimed, StorageError> {
+    ) -> Result<Acquired, StorageError> {
         let request = ClaimRequest {
             runner_id: runner.0,
             runner_tags,
@@ -192,7 +176,7 @@ impl<'a> Transitions<'a> {
             .collect();
         stale_pipelines.sort_unstable();
         stale_pipelines.dedup();
-        Ok(Claimed {
+        Ok(Acquired {
             builds,
             stale_pipelines,
         })

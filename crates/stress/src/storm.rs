@@ -223,7 +223,15 @@ impl Worker<'_> {
         let lease = Duration::from_millis(self.rng.u64(200..3_000));
         let runner = self.runner;
         let result = self.tx().acquire(runner, &[], limit, lease, Utc::now());
-        for build in self.check(result).unwrap_or_default() {
+        let Some(acquired) = self.check(result) else {
+            return;
+        };
+        // As the server does, once the builds are acquired.
+        let refreshed = self
+            .tx()
+            .refresh_pipelines(&acquired.stale_pipelines, Utc::now());
+        self.check(refreshed);
+        for build in acquired.builds {
             if !self
                 .shared
                 .acquired

@@ -80,19 +80,19 @@ pub(crate) async fn wait_for_builds(
         let tags = runner.tags.clone();
         let (id, lease) = (runner.id, state.lease);
         // On an error the waiter is dropped mid-claim, which lets every other waiter look again.
-        let claimed = with_conn(state, move |conn, stats| {
-            Transitions::new(conn, stats).claim(id, &tags, limit, lease, Utc::now())
+        let acquired = with_conn(state, move |conn, stats| {
+            Transitions::new(conn, stats).acquire(id, &tags, limit, lease, Utc::now())
         })
         .await?;
-        if !claimed.stale_pipelines.is_empty() {
-            // The claim is committed; the pipeline's move to `running` need not delay the
+        if !acquired.stale_pipelines.is_empty() {
+            // The builds are acquired; the pipeline's move to `running` need not delay the
             // runner, so it happens beside the answer rather than before it.
-            tokio::spawn(refresh(state.clone(), claimed.stale_pipelines));
+            tokio::spawn(refresh(state.clone(), acquired.stale_pipelines));
         }
-        if !claimed.builds.is_empty() {
+        if !acquired.builds.is_empty() {
             waiter.claimed();
             state.metrics.acquired_after(started.elapsed());
-            return Ok(claimed.builds);
+            return Ok(acquired.builds);
         }
         if waiter.found_nothing() == crate::wake::Next::LookAgain {
             continue;

@@ -2,12 +2,12 @@
 
 use super::{Options, Outcome, progress};
 use crate::figures::{Figure, percentile};
-use crate::fixtures::{Db, create, independent_jobs, runner};
+use crate::fixtures::{Db, acquire, create, independent_jobs, runner};
 use chrono::Utc;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
-use lockstep_storage_pg::{Transitions, TxStats, explain_claim};
+use lockstep_storage_pg::{TxStats, explain_claim};
 use std::time::{Duration, Instant};
 
 pub(super) fn acquire_history(options: &Options) -> Outcome {
@@ -54,13 +54,7 @@ fn acquire_p50(db: &Db, conn: &mut PgConnection, samples: usize) -> anyhow::Resu
     let mut latencies = Vec::with_capacity(samples);
     for _ in 0..samples {
         let started = Instant::now();
-        let claimed = Transitions::new(conn, &stats).acquire(
-            runner,
-            &[],
-            1,
-            Duration::from_secs(60),
-            Utc::now(),
-        )?;
+        let claimed = acquire(conn, &stats, runner, 1, Duration::from_secs(60))?;
         latencies.push(started.elapsed().as_secs_f64() * 1_000.0);
         anyhow::ensure!(claimed.len() == 1, "a pending build to claim");
     }

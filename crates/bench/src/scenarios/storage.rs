@@ -3,7 +3,7 @@
 use super::{Options, Outcome, progress};
 use crate::cost::{Cost, Meter};
 use crate::figures::{Figure, percentile};
-use crate::fixtures::{Db, commits, create, independent_jobs, runner, server_deadlocks};
+use crate::fixtures::{Db, acquire, commits, create, independent_jobs, runner, server_deadlocks};
 use chrono::Utc;
 use diesel::pg::PgConnection;
 use lockstep_domain::{BuildResult, FailureReason, PipelineId};
@@ -156,8 +156,7 @@ fn drain_on(
 ) -> anyhow::Result<usize> {
     let mut done = 0;
     loop {
-        let claimed =
-            Transitions::new(conn, stats).acquire(runner, &[], CLAIM_BATCH, LEASE, Utc::now())?;
+        let claimed = acquire(conn, stats, runner, CLAIM_BATCH, LEASE)?;
         if claimed.is_empty() {
             return Ok(done);
         }
@@ -276,7 +275,7 @@ fn fail_builds(db: &Db, stats: &TxStats, runner: lockstep_domain::RunnerId, stop
         exit_code: Some(1),
     };
     while !stop.load(Ordering::Relaxed) {
-        let claimed = Transitions::new(&mut conn, stats).acquire(runner, &[], 1, LEASE, Utc::now());
+        let claimed = acquire(&mut conn, stats, runner, 1, LEASE);
         let Ok(Some(build)) = claimed.map(|b| b.into_iter().next()) else {
             continue;
         };

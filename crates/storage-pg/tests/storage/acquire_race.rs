@@ -71,7 +71,7 @@ fn acquire_loop(db: &TestDb, runner: RunnerId, shared: &Shared, stats: &TxStats)
         batch = batch % 3 + 1;
         let builds =
             match Transitions::new(&mut conn, stats).acquire(runner, &tags, batch, LEASE, now()) {
-                Ok(builds) => builds,
+                Ok(acquired) => acquired.builds,
                 Err(e) => {
                     shared.incomplete.lock().unwrap().push(e.to_string());
                     continue;

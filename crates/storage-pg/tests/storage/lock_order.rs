@@ -339,9 +339,12 @@ fn acquire_never_locks_a_pipeline_after_a_build() {
     let url = f.db.url().to_owned();
     let spare = move |table: Table, id: i64| table == Table::CiBuilds && id == pending;
     let (acquired, locks) = record_locks(&url, &spare, |conn| {
-        Transitions::new(conn, &stats)
-            .acquire(runner, &tags, 1, LEASE, now())
-            .unwrap()
+        let mut transitions = Transitions::new(conn, &stats);
+        let acquired = transitions.acquire(runner, &tags, 1, LEASE, now()).unwrap();
+        transitions
+            .refresh_pipelines(&acquired.stale_pipelines, now())
+            .unwrap();
+        acquired.builds
     });
     assert_eq!(
         acquired.iter().map(|b| b.id.0).collect::<Vec<_>>(),

@@ -63,13 +63,17 @@ impl Fixture {
             .expect("create pipeline")
     }
 
+    /// Acquires one build and brings its pipeline's status up to date, as the server does.
     pub(crate) fn acquire(&mut self) -> Option<AcquiredBuild> {
         let (runner, tags) = (self.runner, self.tags.clone());
-        let mut builds = self
+        let mut acquired = self
             .tx()
             .acquire(runner, &tags, 1, LEASE, now())
             .expect("acquire");
-        builds.pop()
+        self.tx()
+            .refresh_pipelines(&acquired.stale_pipelines, now())
+            .expect("refresh after acquire");
+        acquired.builds.pop()
     }
 
     /// Acquires until the build named `name` is claimed; panics if it never is.
