@@ -96,10 +96,9 @@ pub(crate) struct Pipeline {
 
 impl From<PipelineView> for Pipeline {
     fn from(view: PipelineView) -> Self {
-        let (summary, builds) = view.into_parts();
         Self {
-            pipeline: summary.into(),
-            builds: builds.into_iter().map(Build::from).collect(),
+            pipeline: view.summary.into(),
+            builds: view.builds.into_iter().map(Build::from).collect(),
         }
     }
 }

@@ -12,15 +12,10 @@ use lockstep_domain::{
     PipelineStatus, ProjectId, RunnerId, When,
 };
 
+/// A pipeline with its builds and their deployments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PipelineView {
-    pub id: PipelineId,
-    pub project_id: ProjectId,
-    pub git_ref: String,
-    pub sha: Option<String>,
-    pub status: PipelineStatus,
-    pub created_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
+    pub summary: PipelineSummary,
     /// Every attempt of every job, in id order.
     pub builds: Vec<BuildView>,
 }
@@ -35,22 +30,6 @@ pub struct PipelineSummary {
     pub status: PipelineStatus,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
-}
-
-impl PipelineView {
-    /// The pipeline without its builds, and its builds.
-    pub fn into_parts(self) -> (PipelineSummary, Vec<BuildView>) {
-        let summary = PipelineSummary {
-            id: self.id,
-            project_id: self.project_id,
-            git_ref: self.git_ref,
-            sha: self.sha,
-            status: self.status,
-            created_at: self.created_at,
-            finished_at: self.finished_at,
-        };
-        (summary, self.builds)
-    }
 }
 
 /// Which page of a project's pipelines to list, newest first.
@@ -154,17 +133,9 @@ pub fn load_pipeline(
                     entity: "pipeline",
                     id: id.0,
                 })?;
-            let summary = pipeline_summary(row)?;
-            let builds = select_builds(conn, Builds::Of(id))?;
             Ok(PipelineView {
-                id,
-                project_id: summary.project_id,
-                git_ref: summary.git_ref,
-                sha: summary.sha,
-                status: summary.status,
-                created_at: summary.created_at,
-                finished_at: summary.finished_at,
-                builds,
+                summary: pipeline_summary(row)?,
+                builds: select_builds(conn, Builds::Of(id))?,
             })
         })
 }

@@ -75,7 +75,7 @@ fn finish_all_answers_each_report_as_finish_would_and_writes_them_together() {
         DeploymentStatus::Success
     );
     let view = f.pipeline(first.id);
-    assert_eq!(view.status, PipelineStatus::Failed);
+    assert_eq!(view.summary.status, PipelineStatus::Failed);
     assert_eq!(
         latest(&view, "build").deployment.as_ref().unwrap().status,
         DeploymentStatus::Failed
@@ -221,6 +221,7 @@ fn a_batch_applies_free_pipelines_first_then_waits_for_a_busy_one() {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while lockstep_storage_pg::load_pipeline(&mut observer, first.id)
             .unwrap()
+            .summary
             .status
             != PipelineStatus::Success
         {
@@ -235,6 +236,9 @@ fn a_batch_applies_free_pipelines_first_then_waits_for_a_busy_one() {
         let answers = batch.join().unwrap();
         assert!(answers.iter().all(Result::is_ok), "{answers:?}");
     });
-    assert_eq!(f.pipeline(second.id).status, PipelineStatus::Success);
+    assert_eq!(
+        f.pipeline(second.id).summary.status,
+        PipelineStatus::Success
+    );
     f.assert_invariants();
 }

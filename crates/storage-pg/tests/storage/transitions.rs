@@ -89,7 +89,7 @@ fn acquiring_claims_in_id_order_and_marks_the_pipeline_running() {
         ("staging", DeploymentStatus::Running)
     );
     let view = f.pipeline(created.id);
-    assert_eq!(view.status, PipelineStatus::Running);
+    assert_eq!(view.summary.status, PipelineStatus::Running);
     let build = latest(&view, "deploy");
     assert_eq!(
         (build.status, build.runner_id),
@@ -134,7 +134,7 @@ fn success_enqueues_the_next_stage_and_succeeds_the_deployment() {
         latest(&view, "deploy").deployment.as_ref().unwrap().status,
         DeploymentStatus::Success
     );
-    assert_eq!(view.status, PipelineStatus::Running);
+    assert_eq!(view.summary.status, PipelineStatus::Running);
     f.assert_invariants();
 }
 
@@ -175,8 +175,8 @@ fn failure_skips_what_can_no_longer_run_and_fails_the_pipeline() {
         .finish(notify.id, runner, BuildResult::Success, now())
         .unwrap();
     let view = f.pipeline(created.id);
-    assert_eq!(view.status, PipelineStatus::Failed);
-    assert!(view.finished_at.is_some());
+    assert_eq!(view.summary.status, PipelineStatus::Failed);
+    assert!(view.summary.finished_at.is_some());
     f.assert_invariants();
 }
 
@@ -254,7 +254,7 @@ fn canceling_a_pipeline_cancels_waiting_builds_and_asks_running_ones_to_stop() {
         .finish(build, runner, BuildResult::Canceled, now())
         .unwrap();
     let view = f.pipeline(created.id);
-    assert_eq!(view.status, PipelineStatus::Canceled);
+    assert_eq!(view.summary.status, PipelineStatus::Canceled);
     assert_eq!(
         latest(&view, "deploy").deployment.as_ref().unwrap().status,
         DeploymentStatus::Canceled
@@ -328,7 +328,10 @@ fn retry_runs_a_failed_build_again_with_the_builds_it_skipped() {
         exit_code: Some(1),
     };
     f.tx().finish(build.id, runner, failed, now()).unwrap();
-    assert_eq!(f.pipeline(created.id).status, PipelineStatus::Failed);
+    assert_eq!(
+        f.pipeline(created.id).summary.status,
+        PipelineStatus::Failed
+    );
 
     let applied = f.tx().retry_build(build.id, now()).unwrap();
     assert_eq!(
@@ -349,7 +352,10 @@ fn retry_runs_a_failed_build_again_with_the_builds_it_skipped() {
         deploy.deployment.as_ref().unwrap().status,
         DeploymentStatus::Created
     );
-    assert!(view.finished_at.is_none(), "the pipeline is open again");
+    assert!(
+        view.summary.finished_at.is_none(),
+        "the pipeline is open again"
+    );
 
     let err = f.tx().retry_build(build.id, now()).unwrap_err();
     assert!(matches!(
@@ -364,7 +370,10 @@ fn retry_runs_a_failed_build_again_with_the_builds_it_skipped() {
     f.tx()
         .finish(deploy.id, runner, BuildResult::Success, now())
         .unwrap();
-    assert_eq!(f.pipeline(created.id).status, PipelineStatus::Success);
+    assert_eq!(
+        f.pipeline(created.id).summary.status,
+        PipelineStatus::Success
+    );
     f.assert_invariants();
 }
 
@@ -429,7 +438,7 @@ fn an_expired_lease_fails_the_build_and_retries_it_when_allowed() {
         pairs(&[("flaky", "failed"), ("next", "skipped")]),
         "no retries left"
     );
-    assert_eq!(view.status, PipelineStatus::Failed);
+    assert_eq!(view.summary.status, PipelineStatus::Failed);
     assert!(
         view.builds
             .iter()
@@ -572,7 +581,7 @@ fn a_manual_build_waits_for_play_and_reopens_a_finished_pipeline() {
         DeploymentStatus::Blocked
     );
     assert_eq!(
-        view.status,
+        view.summary.status,
         PipelineStatus::Success,
         "a manual job does not hold the pipeline open"
     );
@@ -593,7 +602,7 @@ fn a_manual_build_waits_for_play_and_reopens_a_finished_pipeline() {
     let view = f.pipeline(created.id);
     let deployment = latest(&view, "promote").deployment.as_ref().unwrap().status;
     assert_eq!(
-        (view.status, deployment),
+        (view.summary.status, deployment),
         (PipelineStatus::Success, DeploymentStatus::Success)
     );
     let err = f.tx().play_build(build.id, now()).unwrap_err();
