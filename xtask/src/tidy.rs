@@ -154,6 +154,101 @@ mod tests {
         );
     }
 
+    /// `(file, line number, pattern)` for every line of `files` that holds one of `patterns`,
+    /// outside `//` comments (a comment may name what it forbids).
+    fn lines_with(files: &[PathBuf], patterns: &[&str]) -> Vec<String> {
+        let mut found = Vec::new();
+        for file in files {
+            let text = fs::read_to_string(file).expect("readable source");
+            for (number, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or("");
+                if let Some(pattern) = patterns.iter().find(|p| code.contains(*p)) {
+                    found.push(format!("{}:{} ({pattern})", relative(file), number + 1));
+                }
+            }
+        }
+        found
+    }
+
+    /// Every Rust file of every crate, sources and tests, except this one (which names the
+    /// patterns it looks for).
+    fn rust_files() -> Vec<PathBuf> {
+        let this = root().join("xtask/src/tidy.rs");
+        crate_dirs()
+            .iter()
+            .flat_map(|dir| ["src", "tests"].map(|sub| dir.join(sub)))
+            .flat_map(|dir| files(&dir, &["rs"]))
+            .filter(|file| *file != this)
+            .collect()
+    }
+
+    /// A test asserts on the error it expects: a panic that passes (`should_panic`) hides which
+    /// panic it was, and an ignored test never runs in CI.
+    #[test]
+    fn no_test_expects_a_panic_or_is_ignored() {
+        let patterns = ["#[should_panic", "#[ignore"];
+        let found = lines_with(&rust_files(), &patterns);
+        assert!(found.is_empty(), "assert on the Err instead: {found:#?}");
+        let sample = std::env::temp_dir().join(format!("tidy-sample-{}.rs", std::process::id()));
+        fs::write(&sample, "#[test]\n#[should_panic]\nfn f() {}\n").expect("a sample");
+        let caught = lines_with(std::slice::from_ref(&sample), &patterns);
+        fs::remove_file(&sample).expect("remove the sample");
+        assert_eq!(caught.len(), 1, "the check no longer catches should_panic");
+    }
+
+    /// The SQL files beside storage-pg's modules run as prepared statements, whose binder
+    /// (`prepared.rs`) skips `--` comments but would read a `$1` inside `/* */` as a parameter.
+    #[test]
+    fn sql_files_use_only_line_comments() {
+        let sql: Vec<PathBuf> = crate_dirs()
+            .iter()
+            .flat_map(|dir| files(&dir.join("src"), &["sql"]))
+            .collect();
+        assert!(
+            sql.iter().any(|f| f.ends_with("locking/claim.sql")),
+            "the SQL files are no longer found"
+        );
+        let mut offenders = Vec::new();
+        for file in &sql {
+            let text = fs::read_to_string(file).expect("readable SQL");
+            // Quoted text could hold `/*` harmlessly; none of ours does, so any is refused.
+            if text.contains("/*") || text.contains("*/") {
+                offenders.push(relative(file));
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "block comments in SQL files, use `--`: {offenders:#?}"
+        );
+    }
+
+    /// The domain takes time as an argument: no clock in its code. `cargo tree` cannot prove
+    /// it, since chrono's clock feature is on for the whole workspace.
+    #[test]
+    fn the_domain_reads_no_clock() {
+        let patterns = [
+            "Utc::now",
+            "Local::now",
+            "SystemTime::now",
+            "Instant::now",
+            "UNIX_EPOCH.elapsed",
+        ];
+        let domain = root().join("crates/domain");
+        let sources: Vec<PathBuf> = ["src", "tests"]
+            .iter()
+            .flat_map(|sub| files(&domain.join(sub), &["rs"]))
+            .collect();
+        assert!(
+            sources.iter().any(|f| f.ends_with("plan.rs")),
+            "the domain's sources are no longer found"
+        );
+        let found = lines_with(&sources, &patterns);
+        assert!(
+            found.is_empty(),
+            "a clock in the domain; take `now` as an argument: {found:#?}"
+        );
+    }
+
     /// The domain crate stays pure: no IO crate and none of our other crates in its tree.
     #[test]
     fn the_domain_crate_depends_on_no_io_crate() {
