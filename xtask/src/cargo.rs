@@ -29,6 +29,15 @@ pub(crate) fn test(root: &Path, args: &[String]) -> anyhow::Result<()> {
 /// Starts the dev database if needed, migrates it, then runs the stress binary; its exit code is
 /// ours, so a CI step sees exactly what it reported.
 pub(crate) fn stress(root: &Path, seconds: u64, threads: u32) -> anyhow::Result<ExitCode> {
+    Ok(process::exit_code(stress_status(root, seconds, threads)?))
+}
+
+/// The storm's exit status: success when it found no deadlock, violation or double acquire.
+pub(crate) fn stress_status(
+    root: &Path,
+    seconds: u64,
+    threads: u32,
+) -> anyhow::Result<std::process::ExitStatus> {
     let mut command = migrated_cargo(root)?;
     command
         .args([
@@ -41,8 +50,7 @@ pub(crate) fn stress(root: &Path, seconds: u64, threads: u32) -> anyhow::Result<
         ])
         .args(["--", "--seconds", &seconds.to_string()])
         .args(["--threads", &threads.to_string()]);
-    let status = process::status(&mut command)?;
-    Ok(process::exit_code(status))
+    process::status(&mut command)
 }
 
 /// Writes the server's OpenAPI document to docs/openapi.json, where a test compares it.

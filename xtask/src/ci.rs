@@ -20,43 +20,71 @@ const FORBIDDEN_IN_DOMAIN: &[&str] = &[
     "reqwest",
 ];
 
+/// How long the storm at the end of `cargo xtask ci` runs: long enough to interleave every
+/// transition many thousands of times, short enough for every push. (`.ci/run` runs the same.)
+pub(crate) const STORM_SECONDS: u64 = 30;
+const STORM_THREADS: u32 = 8;
+
+/// The one definition of "everything passes", in the order that fails fastest. The GitHub
+/// workflow runs exactly this; `.ci/run` runs its last two steps, the README's test command
+/// and the storm.
 pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
-    cargo_step(root, &["fmt", "--all", "--", "--check"]).context("formatting check failed")?;
-    cargo_step(
-        root,
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )
-    .context("clippy failed")?;
+    step("formatting", || {
+        cargo_step(root, &["fmt", "--all", "--", "--check"])
+    })?;
+    step("clippy", || {
+        cargo_step(
+            root,
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+    })?;
     // Alone, the server's crate resolves storage-pg's features from its own dependencies, so
     // this fails if it needs the `testing` hooks (or if storage-pg warns without them).
-    cargo_step(
-        root,
-        &[
-            "clippy",
-            "-p",
-            "lockstep-api-http",
-            "--lib",
-            "--bins",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )
-    .context("the server does not build without storage-pg's test hooks")?;
-    check_domain_dependencies(root)?;
-    let mut doc = process::cargo();
-    doc.current_dir(root)
-        .env("RUSTDOCFLAGS", "-D warnings")
-        .args(["doc", "--workspace", "--no-deps"]);
-    process::run(&mut doc).context("building the docs failed")?;
-    cargo::test(root, &[])
+    step("the server without storage-pg's test hooks", || {
+        cargo_step(
+            root,
+            &[
+                "clippy",
+                "-p",
+                "lockstep-api-http",
+                "--lib",
+                "--bins",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+    })?;
+    step("the architecture check", || check_domain_dependencies(root))?;
+    step("the docs", || {
+        let mut doc = process::cargo();
+        doc.current_dir(root)
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .args(["doc", "--workspace", "--no-deps"]);
+        process::run(&mut doc)
+    })?;
+    step("the tests (cargo xtask test)", || cargo::test(root, &[]))?;
+    step("the storm (cargo xtask stress)", || {
+        let status = cargo::stress_status(root, STORM_SECONDS, STORM_THREADS)?;
+        if !status.success() {
+            bail!("the storm found a deadlock, a broken invariant or a double acquire ({status})");
+        }
+        Ok(())
+    })?;
+    eprintln!("cargo xtask ci: everything passed");
+    Ok(())
+}
+
+fn step(name: &str, check: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    eprintln!("== cargo xtask ci: {name}");
+    check().with_context(|| format!("cargo xtask ci: {name} failed"))
 }
 
 fn cargo_step(root: &Path, args: &[&str]) -> anyhow::Result<()> {

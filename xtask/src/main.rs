@@ -48,7 +48,8 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Everything CI checks: formatting, clippy, architecture, docs, tests.
+    /// Everything CI checks: formatting, clippy, the server alone, architecture, docs, tests,
+    /// a 30-second storm.
     Ci,
     /// Regenerate docs/openapi.json from the server's annotations.
     Openapi,

@@ -315,22 +315,44 @@ mod tests {
         assert_eq!(commands, ["cargo xtask dev", "cargo xtask test"]);
     }
 
-    /// CI runs what the README tells users to run.
+    /// CI is defined once. `.ci/run` runs what the README tells users to run, then the storm;
+    /// the GitHub workflow runs `cargo xtask ci` and no cargo step of its own; and
+    /// `cargo xtask ci` ends with the same two, so the three cannot drift apart.
     #[test]
-    fn ci_runs_the_readme_test_command() {
+    fn ci_is_defined_once_in_cargo_xtask_ci() {
         let readme = fs::read_to_string(root().join("README.md")).expect("README.md");
         let ci = fs::read_to_string(root().join(".ci/run")).expect(".ci/run");
         let workflow =
             fs::read_to_string(root().join(".github/workflows/ci.yml")).expect("ci workflow");
+        let xtask_ci = fs::read_to_string(root().join("xtask/src/ci.rs")).expect("ci.rs");
         let command = "cargo xtask test";
         assert!(
             readme.lines().any(|l| l.trim() == command),
             "README lacks `{command}` on a line of its own"
         );
-        for (name, text) in [(".ci/run", &ci), ("ci.yml", &workflow)] {
+        let runs = |text: &str, command: &str| text.lines().any(|l| l.trim().ends_with(command));
+        assert!(runs(&ci, command), ".ci/run does not run `{command}`");
+        let storm = format!("cargo xtask stress --seconds {}", crate::ci::STORM_SECONDS);
+        assert!(runs(&ci, &storm), ".ci/run does not run `{storm}`");
+        assert!(
+            runs(&workflow, "cargo xtask ci"),
+            "ci.yml does not run `cargo xtask ci`"
+        );
+        let cargo_steps: Vec<&str> = workflow
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                l.starts_with("run:") && l.contains("cargo ") && !l.ends_with("cargo xtask ci")
+            })
+            .collect();
+        assert!(
+            cargo_steps.is_empty(),
+            "ci.yml runs cargo beside `cargo xtask ci`; add the check to xtask/src/ci.rs: {cargo_steps:?}"
+        );
+        for call in ["cargo::test(root", "cargo::stress_status(root"] {
             assert!(
-                text.lines().any(|l| l.trim().ends_with(command)),
-                "{name} does not run `{command}`"
+                xtask_ci.contains(call),
+                "cargo xtask ci no longer calls `{call}`"
             );
         }
     }
