@@ -5,6 +5,7 @@
 //! without a thread per listener, so it runs on tokio-postgres. It only ever sends `LISTEN`.
 
 use futures_util::{Stream, StreamExt};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use tokio_postgres::{AsyncMessage, NoTls};
 
@@ -44,6 +45,8 @@ pub struct PendingListener {
     // Dropping the client would close the connection; it is kept, never used again.
     _client: tokio_postgres::Client,
     messages: Messages,
+    /// Notifications that arrived while LISTEN was still completing, oldest first.
+    early: VecDeque<Pending>,
 }
 
 impl std::fmt::Debug for PendingListener {
@@ -61,15 +64,17 @@ impl PendingListener {
             connection.poll_message(cx)
         }));
         let statement = format!("LISTEN {PENDING_CHANNEL}");
+        let mut early = VecDeque::new();
         {
             // The connection only makes progress while its messages are polled, so drive both.
-            // Nothing can be announced before LISTEN completes, so no message is lost here.
+            // The server may deliver a notification committed just after our LISTEN before it
+            // says the LISTEN is done: keep it for `next`.
             let mut listen = std::pin::pin!(client.batch_execute(&statement));
             loop {
                 tokio::select! {
                     result = &mut listen => break result?,
                     message = messages.next() => match message {
-                        Some(Ok(_)) => {}
+                        Some(Ok(message)) => early.extend(pending(&message)),
                         Some(Err(error)) => return Err(error.into()),
                         None => return Err(ListenError::Closed),
                     },
@@ -79,26 +84,38 @@ impl PendingListener {
         Ok(Self {
             _client: client,
             messages,
+            early,
         })
     }
 
     /// Waits for the next notification on the channel.
     pub async fn next(&mut self) -> Result<Pending, ListenError> {
+        if let Some(early) = self.early.pop_front() {
+            return Ok(early);
+        }
         loop {
             match self.messages.next().await {
-                Some(Ok(AsyncMessage::Notification(notification))) => {
-                    return Ok(match notification.payload().parse::<u64>() {
-                        Ok(builds) => Pending::Builds(builds),
-                        Err(_) => Pending::Unknown,
-                    });
+                Some(Ok(message)) => {
+                    if let Some(pending) = pending(&message) {
+                        return Ok(pending);
+                    }
                 }
-                // Notices and the like say nothing about pending builds.
-                Some(Ok(_)) => {}
                 Some(Err(error)) => return Err(error.into()),
                 None => return Err(ListenError::Closed),
             }
         }
     }
+}
+
+/// What a message from the server says about pending builds: notices and the like say nothing.
+fn pending(message: &AsyncMessage) -> Option<Pending> {
+    let AsyncMessage::Notification(notification) = message else {
+        return None;
+    };
+    Some(match notification.payload().parse::<u64>() {
+        Ok(builds) => Pending::Builds(builds),
+        Err(_) => Pending::Unknown,
+    })
 }
 
 #[cfg(test)]
