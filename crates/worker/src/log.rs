@@ -161,6 +161,10 @@ mod tests {
         axum::Json(serde_json::json!({ "offset": log.len() })).into_response()
     }
 
+    /// About 240 KB of output: more than three times `FLUSH_BYTES`, so that several chunks go
+    /// out on size alone, whenever the flush timer happens to fire.
+    const LINES: u32 = 4_000;
+
     #[tokio::test]
     async fn lost_answers_neither_lose_nor_duplicate_bytes() {
         let server = Arc::new(Lossy::default());
@@ -177,7 +181,7 @@ mod tests {
         let (sender, output) = tokio::sync::mpsc::channel(4);
         let mut expected = Vec::new();
         let writer = tokio::spawn(async move {
-            for i in 0..2_000_u32 {
+            for i in 0..LINES {
                 let line = format!(
                     "line {i} {}\n",
                     "x".repeat(usize::try_from(i % 97).expect("small"))
@@ -188,7 +192,7 @@ mod tests {
                     .expect("the stream reads");
             }
         });
-        for i in 0..2_000_u32 {
+        for i in 0..LINES {
             expected.extend_from_slice(
                 format!(
                     "line {i} {}\n",
