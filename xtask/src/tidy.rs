@@ -50,6 +50,15 @@ mod tests {
             .to_string()
     }
 
+    /// A file's text before its unit tests (`#[cfg(test)]`), lowercased for matching.
+    fn code_before_tests(file: &Path) -> String {
+        let text = fs::read_to_string(file).expect("readable source");
+        text.split("#[cfg(test)]")
+            .next()
+            .unwrap_or("")
+            .to_lowercase()
+    }
+
     /// Every module says what it is for in its first line (generated code excepted).
     #[test]
     fn every_module_opens_with_a_doc_comment() {
@@ -94,13 +103,8 @@ mod tests {
                 if in_locking || file.ends_with("xtask/src/tidy.rs") {
                     continue;
                 }
-                let text = fs::read_to_string(&file).expect("readable source");
                 // Unit tests may lock rows on purpose (to cause a deadlock, say).
-                let code = text
-                    .split("#[cfg(test)]")
-                    .next()
-                    .unwrap_or("")
-                    .to_lowercase();
+                let code = code_before_tests(&file);
                 if let Some(pattern) = patterns.iter().find(|p| code.contains(*p)) {
                     offenders.push(format!("{} ({pattern})", relative(&file)));
                 }
@@ -132,13 +136,8 @@ mod tests {
             if file == blocking {
                 continue;
             }
-            let text = fs::read_to_string(&file).expect("readable source");
             // Unit tests may build a pool that cannot connect, say.
-            let code = text
-                .split("#[cfg(test)]")
-                .next()
-                .unwrap_or("")
-                .to_lowercase();
+            let code = code_before_tests(&file);
             if let Some(pattern) = patterns.iter().find(|p| code.contains(*p)) {
                 offenders.push(format!("{} ({pattern})", relative(&file)));
             }

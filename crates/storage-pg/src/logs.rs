@@ -215,9 +215,9 @@ fn offset_of(what: &str, value: i64) -> Result<u64, StorageError> {
 mod tests {
     use super::*;
 
-    /// The statement spells the statuses that may append as literals; they must be the
-    /// domain's names for exactly the statuses that hold a lease, where `check_holder` lets the
-    /// runner work.
+    /// The statement decides whether to insert by the domain's `check_holder` rule, restated in
+    /// SQL so that the check and the insert are one statement: the row names the runner, and
+    /// its status is one that holds a lease, spelled as literals that must be the domain's.
     #[test]
     fn append_statuses_are_the_lease_statuses() {
         let names: Vec<String> = BuildStatus::ALL
@@ -225,11 +225,11 @@ mod tests {
             .filter(|s| s.holds_lease())
             .map(|s| format!("'{s}'"))
             .collect();
-        let literal = format!("status IN ({})", names.join(", "));
+        let literal = format!("build.status IN ({})", names.join(", "));
         assert_eq!(names.len(), 2, "running and canceling");
-        assert!(
-            APPEND_SQL.contains(&literal),
-            "append.sql lacks `{literal}`"
-        );
+        // The other half of check_holder's rule: the row names this runner.
+        for needle in [literal.as_str(), "build.runner_id = $2"] {
+            assert!(APPEND_SQL.contains(needle), "append.sql lacks `{needle}`");
+        }
     }
 }

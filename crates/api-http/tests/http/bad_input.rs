@@ -126,7 +126,7 @@ impl Fixture {
         let finished_pipeline = app
             .pipeline(project, json!([{ "name": "unit", "script": ["true"] }]))
             .await;
-        let finished = id_of(&app.claim(&runner_a).await.expect("unit is pending"));
+        let finished = id_of(&app.acquire(&runner_a).await.expect("unit is pending"));
         append(&app, &runner_a, finished, 0, "hello\n").await;
         app.runner_post(
             &format!("/api/v1/jobs/{finished}/finish"),
@@ -151,7 +151,7 @@ impl Fixture {
             build_named(&running_pipeline, "release")["status"],
             "manual"
         );
-        let running = id_of(&app.claim(&runner_a).await.expect("compile is pending"));
+        let running = id_of(&app.acquire(&runner_a).await.expect("compile is pending"));
         append(&app, &runner_a, running, 0, "running\n").await;
 
         let (runner_b_id, runner_b) = app.runner("runner-b", &[]).await;
@@ -1468,7 +1468,7 @@ async fn a_rejected_log_chunk_leaves_the_log_unchanged() {
     let (_, token) = app.runner("r1", &[]).await;
     app.pipeline(project, json!([{ "name": "a", "script": ["true"] }]))
         .await;
-    let build = id_of(&app.claim(&token).await.expect("a is pending"));
+    let build = id_of(&app.acquire(&token).await.expect("a is pending"));
     append(&app, &token, build, 0, "hello\n").await;
     let path = |offset: u64| format!("/api/v1/jobs/{build}/log?offset={offset}");
 

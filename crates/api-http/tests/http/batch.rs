@@ -24,8 +24,8 @@ async fn a_batch_of_reports_is_answered_report_by_report() {
     let (_, stranger) = app.runner("r2", &[]).await;
     let first = app.pipeline(project, two_stages()).await;
     let second = app.pipeline(project, two_stages()).await;
-    let a = app.claim(&token).await.expect("first build");
-    let b = app.claim(&token).await.expect("second build");
+    let a = app.acquire(&token).await.expect("first build");
+    let b = app.acquire(&token).await.expect("second build");
     assert_eq!(a["pipeline_id"], first["id"]);
     assert_eq!(b["pipeline_id"], second["id"]);
 

@@ -65,7 +65,7 @@ async fn a_pipeline_runs_from_submission_to_deployment() {
     let pipeline_id = pipeline["id"].as_i64().expect("id");
 
     for name in ["build", "test", "deploy"] {
-        let job = app.claim(&token).await.expect("a build is pending");
+        let job = app.acquire(&token).await.expect("a build is pending");
         assert_eq!(job["name"], name);
         assert_eq!(job["pipeline_id"], pipeline_id);
         assert_eq!(job["variables"]["CI_JOB_NAME"], name);
@@ -77,7 +77,7 @@ async fn a_pipeline_runs_from_submission_to_deployment() {
         } else {
             assert!(job["deployment"].is_null());
         }
-        assert!(app.claim(&token).await.is_none(), "the next stage waits");
+        assert!(app.acquire(&token).await.is_none(), "the next stage waits");
         let id = job["id"].as_i64().expect("id");
         let beat = app
             .runner_post(&format!("/api/v1/jobs/{id}/heartbeat"), &token, &json!({}))
@@ -139,7 +139,7 @@ async fn a_failure_skips_dependents_and_fails_the_deployment() {
             ]),
         )
         .await;
-    let job = app.claim(&token).await.expect("build is pending");
+    let job = app.acquire(&token).await.expect("build is pending");
     let id = job["id"].as_i64().expect("id");
     let body = json!({ "result": "failed", "exit_code": 2 });
     let done = app
@@ -185,7 +185,7 @@ async fn cancel_asks_the_runner_to_stop_and_retry_makes_a_new_attempt() {
     let (_, token) = app.runner("r1", &[]).await;
     let pipeline = app.pipeline(project, release_jobs()).await;
     let pipeline_id = pipeline["id"].as_i64().expect("id");
-    let job = app.claim(&token).await.expect("build is pending");
+    let job = app.acquire(&token).await.expect("build is pending");
     let id = job["id"].as_i64().expect("id");
 
     let canceled = app
@@ -255,7 +255,7 @@ async fn logs_append_at_the_end_and_read_back_from_any_offset() {
     let project = app.project("app").await;
     let (_, token) = app.runner("r1", &[]).await;
     app.pipeline(project, release_jobs()).await;
-    let job = app.claim(&token).await.expect("build is pending");
+    let job = app.acquire(&token).await.expect("build is pending");
     let id = job["id"].as_i64().expect("id");
     let append = |offset: u64, data: &'static str| {
         let app = &app;
@@ -355,7 +355,7 @@ async fn pipelines_list_newest_first_in_pages() {
 async fn retired_runners_cannot_authenticate() {
     let app = TestApp::new();
     let (id, token) = app.runner("r1", &[]).await;
-    assert!(app.claim(&token).await.is_none());
+    assert!(app.acquire(&token).await.is_none());
     app.call(
         Method::DELETE,
         &format!("/api/v1/runners/{id}"),
@@ -426,8 +426,8 @@ async fn runners_get_only_builds_whose_tags_they_all_have() {
         json!([{ "name": "train", "script": ["train"], "tags": ["gpu", "linux"] }]),
     )
     .await;
-    assert!(app.claim(&plain).await.is_none(), "lacks the gpu tag");
-    let job = app.claim(&gpu).await.expect("has every tag");
+    assert!(app.acquire(&plain).await.is_none(), "lacks the gpu tag");
+    let job = app.acquire(&gpu).await.expect("has every tag");
     assert_eq!(job["name"], "train");
 }
 

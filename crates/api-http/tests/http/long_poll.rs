@@ -140,7 +140,7 @@ async fn a_lost_lease_fails_the_build_and_its_deployment() {
         json!([{ "name": "deploy", "script": ["true"], "environment": "prod" }]),
     )
     .await;
-    let job = app.claim(&token).await.expect("pending");
+    let job = app.acquire(&token).await.expect("pending");
     let id = job["id"].as_i64().expect("id");
     let served = app.serve().await;
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -170,8 +170,8 @@ impl TestApp {
         .json()
     }
 
-    /// Claims a build without waiting; `None` on 204.
-    pub(crate) async fn claim(&self, token: &str) -> Option<Value> {
+    /// Acquires a build without waiting; `None` on 204.
+    pub(crate) async fn acquire(&self, token: &str) -> Option<Value> {
         let answer = self
             .runner_post("/api/v1/jobs/request", token, &json!({}))
             .await;

@@ -69,14 +69,20 @@ fn acquire_loop(db: &TestDb, runner: RunnerId, shared: &Shared, stats: &TxStats)
     let mut batch = 1;
     while !shared.stop.load(Ordering::Relaxed) {
         batch = batch % 3 + 1;
-        let builds =
-            match Transitions::new(&mut conn, stats).acquire(runner, &tags, batch, LEASE, now()) {
-                Ok(acquired) => acquired.builds,
-                Err(e) => {
+        let mut transitions = Transitions::new(&mut conn, stats);
+        let builds = match transitions.acquire(runner, &tags, batch, LEASE, now()) {
+            Ok(acquired) => {
+                // As the server does: the pipelines catch up, here under the same contention.
+                if let Err(e) = transitions.refresh_pipelines(&acquired.stale_pipelines, now()) {
                     shared.incomplete.lock().unwrap().push(e.to_string());
-                    continue;
                 }
-            };
+                acquired.builds
+            }
+            Err(e) => {
+                shared.incomplete.lock().unwrap().push(e.to_string());
+                continue;
+            }
+        };
         for build in builds {
             if let Some(problem) = incompleteness(&build) {
                 shared.incomplete.lock().unwrap().push(problem);
