@@ -50,13 +50,22 @@ mod tests {
             .to_string()
     }
 
-    /// A file's text before its unit tests (`#[cfg(test)]`), lowercased for matching.
-    fn code_before_tests(file: &Path) -> String {
-        let text = fs::read_to_string(file).expect("readable source");
-        text.split("#[cfg(test)]")
-            .next()
-            .unwrap_or("")
-            .to_lowercase()
+    /// `file (pattern)` for each of `sources` whose code before its unit tests (`#[cfg(test)]`)
+    /// holds one of `patterns`, compared in lower case.
+    fn matching_code(sources: impl IntoIterator<Item = PathBuf>, patterns: &[&str]) -> Vec<String> {
+        let mut found = Vec::new();
+        for file in sources {
+            let text = fs::read_to_string(&file).expect("readable source");
+            let code = text
+                .split("#[cfg(test)]")
+                .next()
+                .unwrap_or("")
+                .to_lowercase();
+            if let Some(pattern) = patterns.iter().find(|p| code.contains(*p)) {
+                found.push(format!("{} ({pattern})", relative(&file)));
+            }
+        }
+        found
     }
 
     /// Every module says what it is for in its first line (generated code excepted).
@@ -96,20 +105,16 @@ mod tests {
             "for_share(",
             "for_key_share(",
         ];
-        let mut offenders = Vec::new();
-        for dir in crate_dirs() {
-            for file in files(&dir.join("src"), &["rs", "sql"]) {
-                let in_locking = file.starts_with(&locking) || file == locking.with_extension("rs");
-                if in_locking || file.ends_with("xtask/src/tidy.rs") {
-                    continue;
-                }
-                // Unit tests may lock rows on purpose (to cause a deadlock, say).
-                let code = code_before_tests(&file);
-                if let Some(pattern) = patterns.iter().find(|p| code.contains(*p)) {
-                    offenders.push(format!("{} ({pattern})", relative(&file)));
-                }
-            }
-        }
+        let sources = crate_dirs()
+            .into_iter()
+            .flat_map(|dir| files(&dir.join("src"), &["rs", "sql"]))
+            .filter(|file| {
+                let in_locking =
+                    file.starts_with(&locking) || *file == locking.with_extension("rs");
+                !in_locking && !file.ends_with("xtask/src/tidy.rs")
+            });
+        // Unit tests may lock rows on purpose (to cause a deadlock, say).
+        let offenders = matching_code(sources, &patterns);
         assert!(
             offenders.is_empty(),
             "row locks outside crates/storage-pg/src/locking: {offenders:#?}"
@@ -131,17 +136,11 @@ mod tests {
         let src = root().join("crates/api-http/src");
         let blocking = src.join("blocking.rs");
         let patterns = ["diesel", "tokio_postgres", "sql_query", "select 1"];
-        let mut offenders = Vec::new();
-        for file in files(&src, &["rs"]) {
-            if file == blocking {
-                continue;
-            }
-            // Unit tests may build a pool that cannot connect, say.
-            let code = code_before_tests(&file);
-            if let Some(pattern) = patterns.iter().find(|p| code.contains(*p)) {
-                offenders.push(format!("{} ({pattern})", relative(&file)));
-            }
-        }
+        let sources = files(&src, &["rs"])
+            .into_iter()
+            .filter(|file| *file != blocking);
+        // Unit tests may build a pool that cannot connect, say.
+        let offenders = matching_code(sources, &patterns);
         assert!(
             offenders.is_empty(),
             "SQL or a database client in the API crate, outside blocking.rs: {offenders:#?}"
