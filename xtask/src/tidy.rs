@@ -298,6 +298,7 @@ mod tests {
         let deploy = &jobs[2];
         assert_eq!(deploy["environment"], "staging");
         assert_eq!(deploy["stage"], "deploy");
+        assert_eq!(deploy["resource_group"], "staging", "one deploy at a time");
     }
 
     /// The README starts with `dev`, then `test`: the first two commands a newcomer runs.

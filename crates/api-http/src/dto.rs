@@ -3,10 +3,10 @@
 
 use crate::error::ErrorDetail;
 use chrono::{DateTime, Utc};
-use lockstep_domain::JobDefinition;
+use lockstep_domain::{JobDefinition, ProcessMode};
 use lockstep_storage_pg::{
     AcquiredBuild, AcquiredDeployment, BuildView, DeploymentSummary, DeploymentView,
-    EnvironmentView, PipelineSummary, PipelineView, ProjectView, RunnerView,
+    EnvironmentView, PipelineSummary, PipelineView, ProjectView, ResourceGroupView, RunnerView,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -83,6 +83,11 @@ pub(crate) struct JobSpec {
     timeout_seconds: Option<u32>,
     /// Automatic retries when the runner is lost, 0 to 2.
     retry: Option<u32>,
+    /// The project's resource group whose slot the job must hold to run (created on first
+    /// use, one slot): once its needs let it run, it waits as `waiting_for_resource` until a
+    /// slot is free. A name, as `name` is.
+    #[schema(min_length = 1, max_length = 255)]
+    resource_group: Option<String>,
 }
 
 /// A pipeline with all its builds.
@@ -137,8 +142,8 @@ pub(crate) struct Build {
     pipeline_id: i64,
     name: String,
     stage: String,
-    /// `created`, `pending`, `running`, `success`, `failed`, `canceling`, `canceled`,
-    /// `skipped` or `manual`.
+    /// `created`, `waiting_for_resource`, `pending`, `running`, `success`, `failed`,
+    /// `canceling`, `canceled`, `skipped` or `manual`.
     pub(crate) status: String,
     when: String,
     allow_failure: bool,
@@ -153,6 +158,8 @@ pub(crate) struct Build {
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
     deployment: Option<Deployment>,
+    /// The resource group whose slot it holds from `pending` until it ends.
+    resource_group: Option<String>,
 }
 
 impl From<BuildView> for Build {
@@ -175,6 +182,81 @@ impl From<BuildView> for Build {
             started_at: view.started_at,
             finished_at: view.finished_at,
             deployment: view.deployment.map(Deployment::from),
+            resource_group: view.resource_group,
+        }
+    }
+}
+
+/// The order in which a resource group's waiting builds get its slots.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ProcessModeName {
+    /// The oldest pipeline's build first; one not ready yet keeps its place (the default).
+    OldestFirst,
+    /// The newest pipeline's build first, also while it is not ready yet.
+    NewestFirst,
+    /// The newest pipeline's build among those ready now.
+    NewestReadyFirst,
+    /// Whichever started waiting first.
+    Unordered,
+}
+
+impl From<ProcessModeName> for ProcessMode {
+    fn from(mode: ProcessModeName) -> Self {
+        match mode {
+            ProcessModeName::OldestFirst => Self::OldestFirst,
+            ProcessModeName::NewestFirst => Self::NewestFirst,
+            ProcessModeName::NewestReadyFirst => Self::NewestReadyFirst,
+            ProcessModeName::Unordered => Self::Unordered,
+        }
+    }
+}
+
+impl From<ProcessMode> for ProcessModeName {
+    fn from(mode: ProcessMode) -> Self {
+        match mode {
+            ProcessMode::OldestFirst => Self::OldestFirst,
+            ProcessMode::NewestFirst => Self::NewestFirst,
+            ProcessMode::NewestReadyFirst => Self::NewestReadyFirst,
+            ProcessMode::Unordered => Self::Unordered,
+        }
+    }
+}
+
+/// What `PUT /projects/{id}/resource_groups/{name}` changes; an absent field keeps its value
+/// (for a new group: `oldest_first`, one slot).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConfigureResourceGroup {
+    #[serde(default)]
+    pub(crate) process_mode: Option<ProcessModeName>,
+    /// How many builds may hold a slot at once, 1 to 100.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
+    pub(crate) limit: Option<u32>,
+}
+
+/// A resource group, with who holds its slots and who waits for one.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ResourceGroup {
+    name: String,
+    process_mode: ProcessModeName,
+    /// Slots, 1 to 100.
+    limit: u32,
+    /// Builds holding a slot (pending, running or canceling), in ascending id.
+    holders: Vec<i64>,
+    /// Builds in `waiting_for_resource`, in the order they will get a slot.
+    waiting: Vec<i64>,
+}
+
+impl From<ResourceGroupView> for ResourceGroup {
+    fn from(view: ResourceGroupView) -> Self {
+        Self {
+            name: view.name,
+            process_mode: view.process_mode.into(),
+            limit: view.limit,
+            holders: view.holders.into_iter().map(|b| b.0).collect(),
+            waiting: view.waiting.into_iter().map(|b| b.0).collect(),
         }
     }
 }

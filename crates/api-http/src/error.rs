@@ -134,7 +134,9 @@ impl IntoResponse for ApiError {
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
         match error {
-            StorageError::NotFound { .. } => Self::not_found(error.to_string()),
+            StorageError::NotFound { .. } | StorageError::NotFoundNamed { .. } => {
+                Self::not_found(error.to_string())
+            }
             StorageError::AlreadyExists { .. } => {
                 Self::new(StatusCode::CONFLICT, "already_exists", error.to_string())
                     .with_field("name")

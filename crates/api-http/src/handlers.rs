@@ -8,6 +8,7 @@ pub(crate) mod health;
 pub(crate) mod jobs;
 pub(crate) mod pipelines;
 pub(crate) mod projects;
+pub(crate) mod resource_groups;
 pub(crate) mod runners;
 
 use crate::error::ApiError;

@@ -1,7 +1,9 @@
 //! The OpenAPI document, generated from the handlers' annotations, served at
 //! `/api/v1/openapi.json` and checked in at `docs/openapi.json`.
 
-use crate::handlers::{batch, builds, environments, health, jobs, pipelines, projects, runners};
+use crate::handlers::{
+    batch, builds, environments, health, jobs, pipelines, projects, resource_groups, runners,
+};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
@@ -18,6 +20,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         pipelines::create, pipelines::list, pipelines::get, pipelines::cancel, pipelines::retry,
         builds::get, builds::cancel, builds::retry, builds::play, builds::log,
         environments::list, environments::deployments,
+        resource_groups::list, resource_groups::get, resource_groups::put,
         runners::create, runners::delete,
         jobs::request, jobs::heartbeat, jobs::finish, jobs::append,
         batch::request, batch::finish,

@@ -2,7 +2,9 @@
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::handlers::{batch, builds, environments, health, jobs, pipelines, projects, runners};
+use crate::handlers::{
+    batch, builds, environments, health, jobs, pipelines, projects, resource_groups, runners,
+};
 use crate::openapi;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -23,6 +25,11 @@ pub fn router(state: AppState) -> Router {
             post(pipelines::create).get(pipelines::list),
         )
         .route("/projects/{id}/environments", get(environments::list))
+        .route("/projects/{id}/resource_groups", get(resource_groups::list))
+        .route(
+            "/projects/{id}/resource_groups/{name}",
+            get(resource_groups::get).put(resource_groups::put),
+        )
         .route("/pipelines/{id}", get(pipelines::get))
         .route("/pipelines/{id}/cancel", post(pipelines::cancel))
         .route("/pipelines/{id}/retry", post(pipelines::retry))

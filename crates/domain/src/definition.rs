@@ -27,6 +27,10 @@ pub mod limits {
     pub const MAX_RETRY: u32 = 2;
     /// The stage of a job that names none.
     pub const DEFAULT_STAGE: &str = "test";
+    /// Slots of a resource group that was never given a limit: one deploy at a time.
+    pub const DEFAULT_GROUP_LIMIT: u32 = 1;
+    /// The most slots a resource group may have.
+    pub const MAX_GROUP_LIMIT: u32 = 100;
 }
 
 /// When a job runs, given how the jobs it needs turned out.
@@ -95,6 +99,9 @@ pub struct JobDefinition {
     /// Automatic retries when the runner is lost.
     #[serde(default)]
     pub retry: Option<u32>,
+    /// The resource group whose slots this job must hold to run (one at a time, by default).
+    #[serde(default)]
+    pub resource_group: Option<String>,
 }
 
 /// What is wrong with a field.
@@ -192,6 +199,7 @@ pub struct ValidJob {
     tags: Vec<String>,
     timeout_seconds: u32,
     retry: u32,
+    resource_group: Option<String>,
 }
 
 impl ValidJob {
@@ -230,6 +238,9 @@ impl ValidJob {
     }
     pub fn retry(&self) -> u32 {
         self.retry
+    }
+    pub fn resource_group(&self) -> Option<&str> {
+        self.resource_group.as_deref()
     }
 }
 
@@ -296,7 +307,8 @@ impl PipelineDefinition {
             let names: Vec<String> = cycle.iter().map(|&i| jobs[i].name.clone()).collect();
             let first = cycle.iter().min().map_or("", |&i| jobs[i].name.as_str());
             DefinitionError::job(first, "needs", Problem::Cycle(names))
-        })?;
+        })?
+        .with_groups(jobs.iter().map(|j| j.resource_group.is_some()).collect());
         Ok(ValidPipeline { jobs, graph })
     }
 }
@@ -333,6 +345,9 @@ fn validate_job(
         limits::MAX_TIMEOUT_SECONDS,
     )?;
     let retry = in_range(name, "retry", job.retry.unwrap_or(0), 0, limits::MAX_RETRY)?;
+    if let Some(group) = &job.resource_group {
+        check_name(group, "resource_group", Some(name))?;
+    }
     Ok(ValidJob {
         name: name.to_owned(),
         stage,
@@ -345,6 +360,7 @@ fn validate_job(
         tags,
         timeout_seconds,
         retry,
+        resource_group: job.resource_group.clone(),
     })
 }
 

@@ -27,6 +27,8 @@ pub(crate) struct JobSet {
     needs: Vec<Needs>,
     when: Vec<When>,
     allow_failure: Vec<bool>,
+    /// Whether each job belongs to a resource group (and so waits for a slot before it runs).
+    grouped: Vec<bool>,
     stage_count: usize,
     order: Vec<usize>,
 }
@@ -76,16 +78,26 @@ impl JobSet {
         allow_failure: Vec<bool>,
     ) -> Result<Self, Vec<usize>> {
         let stage_count = stage.iter().map(|&s| s as usize + 1).max().unwrap_or(0);
+        let grouped = vec![false; stage.len()];
         let mut jobs = Self {
             stage,
             needs,
             when,
             allow_failure,
+            grouped,
             stage_count,
             order: Vec::new(),
         };
         jobs.order = jobs.topological_order()?;
         Ok(jobs)
+    }
+
+    /// Marks the jobs that belong to a resource group: once their needs let them run they wait
+    /// for a slot (`waiting_for_resource`) instead of becoming pending.
+    pub(crate) fn with_groups(mut self, grouped: Vec<bool>) -> Self {
+        debug_assert_eq!(grouped.len(), self.len());
+        self.grouped = grouped;
+        self
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -187,6 +199,7 @@ impl JobSet {
             // after it must not start ahead of the work upstream.
             BuildStatus::Skipped => needs.settled.then_some(needs.outcome),
             BuildStatus::Created
+            | BuildStatus::WaitingForResource
             | BuildStatus::Pending
             | BuildStatus::Running
             | BuildStatus::Canceling => None,
@@ -230,7 +243,10 @@ impl JobSet {
     pub(crate) fn settle(&self, status: &mut [BuildStatus]) {
         self.walk(status, |job, needs, status| {
             if *status == BuildStatus::Created && needs.settled {
-                *status = decide(self.when[job], needs.outcome);
+                *status = match decide(self.when[job], needs.outcome) {
+                    BuildStatus::Pending if self.grouped[job] => BuildStatus::WaitingForResource,
+                    decided => decided,
+                };
             }
         });
     }
@@ -277,12 +293,15 @@ impl JobSet {
     /// any job was ever picked up by a runner.
     pub(crate) fn pipeline_status(&self, status: &[BuildStatus], started: bool) -> PipelineStatus {
         let any = |wanted: BuildStatus| status.contains(&wanted);
+        // A build waiting for a resource group's slot counts as pending: a slot granted to it
+        // never changes its pipeline's status.
+        let queued = any(BuildStatus::Pending) || any(BuildStatus::WaitingForResource);
         if status.iter().any(|s| s.is_active()) {
             return if any(BuildStatus::Canceling) {
                 PipelineStatus::Canceling
-            } else if any(BuildStatus::Running) || (started && any(BuildStatus::Pending)) {
+            } else if any(BuildStatus::Running) || (started && queued) {
                 PipelineStatus::Running
-            } else if any(BuildStatus::Pending) {
+            } else if queued {
                 PipelineStatus::Pending
             } else {
                 PipelineStatus::Created

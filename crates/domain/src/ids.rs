@@ -36,3 +36,7 @@ id_type!(
     /// A row of `runners`.
     RunnerId
 );
+id_type!(
+    /// A row of `resource_groups`.
+    ResourceGroupId
+);

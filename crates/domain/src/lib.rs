@@ -6,6 +6,7 @@ mod ids;
 mod lease;
 mod names;
 mod plan;
+mod resource;
 mod status;
 mod transition;
 
@@ -13,12 +14,13 @@ pub use definition::{
     DefinitionError, JobDefinition, PipelineDefinition, Problem, ValidJob, ValidPipeline, When,
     limits,
 };
-pub use ids::{BuildId, DeploymentId, PipelineId, ProjectId, RunnerId};
+pub use ids::{BuildId, DeploymentId, PipelineId, ProjectId, ResourceGroupId, RunnerId};
 pub use lease::check_holder;
 pub use names::check_name;
 pub use plan::{
     BuildChange, BuildResult, BuildState, FailureReason, NewAttempt, PipelineEvent, PipelineState,
     Plan, TransitionError, plan, plan_all, plan_new_pipeline, undecided_builds,
 };
+pub use resource::{Member, ProcessMode, grants, waiting_line};
 pub use status::{BuildStatus, DeploymentStatus, PipelineStatus, UnknownStatus};
 pub use transition::{BuildEvent, IllegalTransition, Step, next};

@@ -5,7 +5,7 @@
 
 use crate::definition::{ValidPipeline, When};
 use crate::graph::{JobSet, Needs};
-use crate::ids::{BuildId, RunnerId};
+use crate::ids::{BuildId, ResourceGroupId, RunnerId};
 use crate::lease::check_reporter;
 use crate::status::{BuildStatus, DeploymentStatus, PipelineStatus};
 use crate::transition::{BuildEvent, IllegalTransition, Step, next};
@@ -96,6 +96,8 @@ pub struct BuildState {
     /// Why it failed, once it has.
     pub failure_reason: Option<FailureReason>,
     pub has_deployment: bool,
+    /// The resource group whose slot it must hold to run, if any.
+    pub resource_group: Option<ResourceGroupId>,
 }
 
 /// A pipeline and all its build rows, every attempt included.
@@ -350,7 +352,13 @@ impl<'a> Work<'a> {
         )
         .map_err(|_| {
             TransitionError::InvalidSnapshot("the needs of the builds form a cycle".into())
-        })?;
+        })?
+        .with_groups(
+            latest
+                .iter()
+                .map(|&row| builds[row].resource_group.is_some())
+                .collect(),
+        );
         Ok(Self {
             builds,
             pipeline_from: state.status,
@@ -451,7 +459,16 @@ impl<'a> Work<'a> {
                 self.step(self.row(build)?, BuildEvent::Cancel).map(drop)
             }
             PipelineEvent::PlayBuild(build) => {
-                self.step(self.row(build)?, BuildEvent::Play).map(drop)
+                let row = self.row(build)?;
+                // A played manual build of a resource group waits for a slot like any other;
+                // playing anything else is what it is for a build of no group.
+                let grouped = self.builds[row].resource_group.is_some();
+                let event = if grouped && self.status[row] == BuildStatus::Manual {
+                    BuildEvent::Queue
+                } else {
+                    BuildEvent::Play
+                };
+                self.step(row, event).map(drop)
             }
             PipelineEvent::SkipBuild(build) => {
                 self.step(self.row(build)?, BuildEvent::Skip).map(drop)

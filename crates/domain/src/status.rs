@@ -64,6 +64,7 @@ status_enum!(
         Canceled => "canceled",
         Skipped => "skipped",
         Manual => "manual",
+        WaitingForResource => "waiting_for_resource",
     }
 );
 
@@ -107,8 +108,18 @@ impl BuildStatus {
     pub fn is_active(self) -> bool {
         matches!(
             self,
-            Self::Created | Self::Pending | Self::Running | Self::Canceling
+            Self::Created
+                | Self::WaitingForResource
+                | Self::Pending
+                | Self::Running
+                | Self::Canceling
         )
+    }
+
+    /// A build of a resource group holds one of its slots from the moment it becomes pending
+    /// until it is terminal, whatever the way out.
+    pub fn holds_slot(self) -> bool {
+        matches!(self, Self::Pending | Self::Running | Self::Canceling)
     }
 
     /// The build will not move on its own: it is terminal, or a manual job waiting for a person.
@@ -136,7 +147,9 @@ impl DeploymentStatus {
     /// with a deployment sets the deployment to exactly this, in the same transaction.
     pub fn for_build(build: BuildStatus) -> Self {
         match build {
-            BuildStatus::Created | BuildStatus::Pending => Self::Created,
+            BuildStatus::Created | BuildStatus::WaitingForResource | BuildStatus::Pending => {
+                Self::Created
+            }
             // A canceling build is still running on its runner until the runner confirms.
             BuildStatus::Running | BuildStatus::Canceling => Self::Running,
             BuildStatus::Success => Self::Success,
@@ -182,6 +195,7 @@ mod tests {
         use DeploymentStatus as D;
         let table = [
             (B::Created, D::Created),
+            (B::WaitingForResource, D::Created),
             (B::Pending, D::Created),
             (B::Running, D::Running),
             (B::Canceling, D::Running),

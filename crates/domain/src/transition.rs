@@ -8,6 +8,11 @@ use std::fmt;
 pub enum BuildEvent {
     /// Its needs allow it to run: it waits for a runner.
     Enqueue,
+    /// Its needs allow it to run (or a person played it), but it belongs to a resource group:
+    /// it waits for one of the group's slots first.
+    Queue,
+    /// Its resource group gave it a slot: it waits for a runner.
+    Grant,
     /// Its needs allow it, but `when: manual` parks it until a person acts.
     Park,
     /// It will not run: its needs do not allow it, or someone skipped it.
@@ -34,6 +39,8 @@ impl fmt::Display for BuildEvent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self {
             Self::Enqueue => "enqueue",
+            Self::Queue => "queue",
+            Self::Grant => "grant",
             Self::Park => "park",
             Self::Skip => "skip",
             Self::Acquire => "acquire",
@@ -72,15 +79,21 @@ pub fn next(from: BuildStatus, event: BuildEvent) -> Result<Step, IllegalTransit
     use BuildStatus as S;
     let step = match (event, from) {
         (E::Enqueue, S::Created) => Step::To(S::Pending),
+        (E::Queue, S::Created | S::Manual) => Step::To(S::WaitingForResource),
+        (E::Grant, S::WaitingForResource) => Step::To(S::Pending),
         (E::Park, S::Created) => Step::To(S::Manual),
         (E::Play, S::Manual) => Step::To(S::Pending),
-        (E::Skip, S::Created | S::Pending | S::Manual) => Step::To(S::Skipped),
+        (E::Skip, S::Created | S::WaitingForResource | S::Pending | S::Manual) => {
+            Step::To(S::Skipped)
+        }
         (E::Acquire, S::Pending) => Step::To(S::Running),
         (E::Succeed, S::Running | S::Canceling) => Step::To(S::Success),
         (E::Fail | E::LoseLease, S::Running) => Step::To(S::Failed),
         (E::Fail, S::Canceling) => Step::To(S::Failed),
         (E::Abort | E::LoseLease, S::Canceling) | (E::Abort, S::Running) => Step::To(S::Canceled),
-        (E::Cancel, S::Created | S::Pending | S::Manual) => Step::To(S::Canceled),
+        (E::Cancel, S::Created | S::WaitingForResource | S::Pending | S::Manual) => {
+            Step::To(S::Canceled)
+        }
         (E::Cancel, S::Running) => Step::To(S::Canceling),
         (E::Skip, S::Skipped)
         | (E::Succeed, S::Success)
@@ -88,7 +101,7 @@ pub fn next(from: BuildStatus, event: BuildEvent) -> Result<Step, IllegalTransit
         | (E::Abort | E::Cancel, S::Canceled)
         | (E::Cancel, S::Canceling)
         | (E::Heartbeat, S::Running | S::Canceling)
-        | (E::Play, S::Pending) => Step::Unchanged,
+        | (E::Queue | E::Play, S::WaitingForResource | S::Pending) => Step::Unchanged,
         _ => return Err(IllegalTransition { from, event }),
     };
     Ok(step)
@@ -100,8 +113,10 @@ mod tests {
     use BuildEvent as E;
     use BuildStatus as S;
 
-    const EVENTS: [BuildEvent; 11] = [
+    const EVENTS: [BuildEvent; 13] = [
         E::Enqueue,
+        E::Queue,
+        E::Grant,
         E::Park,
         E::Skip,
         E::Acquire,
@@ -120,6 +135,14 @@ mod tests {
         (S::Created, E::Park, Some(S::Manual)),
         (S::Created, E::Skip, Some(S::Skipped)),
         (S::Created, E::Cancel, Some(S::Canceled)),
+        (S::Created, E::Queue, Some(S::WaitingForResource)),
+        (S::WaitingForResource, E::Grant, Some(S::Pending)),
+        (S::WaitingForResource, E::Skip, Some(S::Skipped)),
+        (S::WaitingForResource, E::Cancel, Some(S::Canceled)),
+        (S::WaitingForResource, E::Queue, None),
+        (S::WaitingForResource, E::Play, None),
+        (S::Pending, E::Queue, None),
+        (S::Manual, E::Queue, Some(S::WaitingForResource)),
         (S::Pending, E::Skip, Some(S::Skipped)),
         (S::Pending, E::Acquire, Some(S::Running)),
         (S::Pending, E::Cancel, Some(S::Canceled)),

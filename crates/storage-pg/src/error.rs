@@ -8,6 +8,9 @@ pub enum StorageError {
     /// The row does not exist.
     #[error("{entity} {id} does not exist")]
     NotFound { entity: &'static str, id: i64 },
+    /// The row named so does not exist.
+    #[error("{entity} `{name}` does not exist")]
+    NotFoundNamed { entity: &'static str, name: String },
     /// A unique name is already taken.
     #[error("{entity} `{name}` already exists")]
     AlreadyExists { entity: &'static str, name: String },

@@ -28,13 +28,33 @@ impl fmt::Display for Violation {
     }
 }
 
+mod groups;
+
+/// Checks the resource-group invariants only (see [`check_invariants`]). Unlike the others they
+/// hold in every committed state, not only on a quiet database (a grant commits with the
+/// transition that frees its slot), so the storm also checks them while it runs.
+pub fn check_group_invariants(conn: &mut PgConnection) -> Result<Vec<Violation>, StorageError> {
+    conn.build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(|conn| {
+            let mut violations = Vec::new();
+            groups::check(conn, &mut violations)?;
+            Ok(violations)
+        })
+}
+
 /// Checks every pipeline, build and deployment:
 /// - each deployment's status is the one its build's status maps to, and a build has a
 ///   deployment exactly when it has an environment;
 /// - a running or canceling build has a runner and a lease;
 /// - a terminal pipeline has no active build;
 /// - each pipeline's stored status is what its builds imply, and no created build could already
-///   have been decided (processing is complete).
+///   have been decided (processing is complete);
+/// - no resource group has more holders than slots (but for holders from before its limit was
+///   lowered), none could grant a slot it has not, and an `oldest_first` group never granted a
+///   build of a newer pipeline while an older pipeline's build was waiting. The last one reads
+///   the grant times builds keep, so it assumes the group's mode never changed.
 pub fn check_invariants(conn: &mut PgConnection) -> Result<Vec<Violation>, StorageError> {
     conn.build_transaction()
         .read_only()
@@ -57,6 +77,7 @@ pub fn check_invariants(conn: &mut PgConnection) -> Result<Vec<Violation>, Stora
                 let builds = by_pipeline.remove(&id).unwrap_or_default();
                 check_pipeline(id, status, builds, &mut violations);
             }
+            groups::check(conn, &mut violations)?;
             Ok(violations)
         })
 }

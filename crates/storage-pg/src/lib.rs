@@ -12,6 +12,7 @@ mod pool;
 mod prepared;
 mod projects;
 mod reads;
+mod resource_groups;
 mod retry;
 mod rows;
 mod runners;
@@ -24,7 +25,7 @@ mod write;
 pub use environments::{DeploymentSummary, EnvironmentView, list_deployments, list_environments};
 pub use error::StorageError;
 #[cfg(feature = "testing")]
-pub use invariants::{Violation, check_invariants};
+pub use invariants::{Violation, check_group_invariants, check_invariants};
 #[cfg(feature = "testing")]
 pub use locking::{Table, explain_claim};
 pub use logs::{LogSlice, MAX_LOG_BYTES, append_log, read_log};
@@ -36,10 +37,11 @@ pub use reads::{
     BuildView, DeploymentView, PipelineQuery, PipelineSummary, PipelineView, count_pending_builds,
     list_pipelines, load_build, load_pipeline,
 };
+pub use resource_groups::{ResourceGroupView, list_resource_groups, load_resource_group};
 pub use retry::SqlState;
 pub use runners::{RunnerView, authenticate_runner, register_runner, retire_runner};
 pub use stats::{TransitionKind, TxStats, TxStatsSnapshot};
 pub use transitions::{
-    Acquired, AcquiredBuild, AcquiredDeployment, Applied, CreatedPipeline, Heartbeat, NewPipeline,
-    Transitions,
+    Acquired, AcquiredBuild, AcquiredDeployment, Applied, CreatedPipeline, GroupSettings,
+    Heartbeat, NewPipeline, Transitions,
 };

@@ -2,12 +2,15 @@
 //!
 //! Tables are locked in this order, and rows within a table in ascending id:
 //!
-//! | rank | table          | locked by                                                     |
-//! |------|----------------|---------------------------------------------------------------|
-//! | 1    | `pipelines`    | every transition of a pipeline, first (FOR NO KEY UPDATE)      |
-//! | 2    | `ci_builds`    | the builds a transition changes; acquire with SKIP LOCKED      |
-//! | 3    | `environments` | only inserted (ON CONFLICT DO NOTHING), in name order          |
-//! | 4    | `deployments`  | the deployments of the builds a transition changes             |
+//! | rank | table             | locked by                                                  |
+//! |------|-------------------|------------------------------------------------------------|
+//! | 1    | `pipelines`       | every transition of a pipeline, first (FOR NO KEY UPDATE)   |
+//! | 2    | `resource_groups` | transitions that change a build of a group; inserted (ON    |
+//! |      |                   | CONFLICT DO NOTHING) in name order by create, then locked   |
+//! | 3    | `ci_builds`       | the builds a transition changes, and the waiting builds a   |
+//! |      |                   | group grants a slot to; acquire with SKIP LOCKED            |
+//! | 4    | `environments`    | only inserted (ON CONFLICT DO NOTHING), in name order       |
+//! | 5    | `deployments`     | the deployments of the builds a transition changes          |
 //!
 //! `projects` and `runners` are never locked: they are only referenced, and foreign-key checks
 //! take FOR KEY SHARE, which conflicts with nothing we take because every lock here is
@@ -20,12 +23,12 @@
 //! touch rows this transaction already holds and never takes a lock of its own.
 
 use crate::StorageError;
-use crate::schema::{ci_builds, deployments, environments, pipelines};
+use crate::schema::{ci_builds, deployments, environments, pipelines, resource_groups};
 use chrono::{DateTime, Utc};
 use diesel::connection::{Connection, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use lockstep_domain::{BuildId, DeploymentId, PipelineId, ProjectId};
+use lockstep_domain::{BuildId, DeploymentId, PipelineId, ProcessMode, ProjectId, ResourceGroupId};
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
@@ -41,6 +44,7 @@ pub(crate) use claim::{ClaimRequest, ClaimedRow};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Table {
     Pipelines,
+    ResourceGroups,
     CiBuilds,
     Environments,
     Deployments,
@@ -49,8 +53,9 @@ pub enum Table {
 #[cfg(feature = "testing")]
 impl Table {
     /// The canonical order, first to last.
-    pub const ORDER: [Self; 4] = [
+    pub const ORDER: [Self; 5] = [
         Self::Pipelines,
+        Self::ResourceGroups,
         Self::CiBuilds,
         Self::Environments,
         Self::Deployments,
@@ -59,6 +64,7 @@ impl Table {
     pub fn name(self) -> &'static str {
         match self {
             Self::Pipelines => "pipelines",
+            Self::ResourceGroups => "resource_groups",
             Self::CiBuilds => "ci_builds",
             Self::Environments => "environments",
             Self::Deployments => "deployments",
@@ -76,6 +82,8 @@ pub(crate) enum Start {}
 #[derive(Debug)]
 pub(crate) enum AtPipelines {}
 #[derive(Debug)]
+pub(crate) enum AtGroups {}
+#[derive(Debug)]
 pub(crate) enum AtBuilds {}
 #[derive(Debug)]
 pub(crate) enum AtEnvironments {}
@@ -86,13 +94,18 @@ pub(crate) enum AtDeployments {}
 /// strictly earlier positions, which is the whole rule.
 pub(crate) trait Before<N> {}
 impl Before<AtPipelines> for Start {}
+impl Before<AtGroups> for Start {}
+impl Before<AtGroups> for AtPipelines {}
 impl Before<AtBuilds> for Start {}
 impl Before<AtBuilds> for AtPipelines {}
+impl Before<AtBuilds> for AtGroups {}
 impl Before<AtEnvironments> for Start {}
 impl Before<AtEnvironments> for AtPipelines {}
+impl Before<AtEnvironments> for AtGroups {}
 impl Before<AtEnvironments> for AtBuilds {}
 impl Before<AtDeployments> for Start {}
 impl Before<AtDeployments> for AtPipelines {}
+impl Before<AtDeployments> for AtGroups {}
 impl Before<AtDeployments> for AtBuilds {}
 impl Before<AtDeployments> for AtEnvironments {}
 
@@ -270,6 +283,159 @@ impl<'c, S: Before<AtPipelines>> Locks<'c, S> {
         Ok((rows, next))
     }
 }
+
+/// A resource group row this transaction holds: while it does, no other transaction changes a
+/// build of the group except acquire (pending to running), so its holders and its line stand
+/// still.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LockedGroup {
+    pub(crate) id: ResourceGroupId,
+    pub(crate) name: String,
+    pub(crate) limit: u32,
+    pub(crate) mode: ProcessMode,
+}
+
+/// Resource group rows this transaction holds, in ascending id.
+#[derive(Debug, Default)]
+pub(crate) struct LockedGroups(Vec<LockedGroup>);
+
+impl LockedGroups {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &LockedGroup> {
+        self.0.iter()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub(crate) fn by_name(&self, name: &str) -> Option<&LockedGroup> {
+        self.0.iter().find(|g| g.name == name)
+    }
+
+    pub(crate) fn by_id(&self, id: ResourceGroupId) -> Option<&LockedGroup> {
+        self.0.iter().find(|g| g.id == id)
+    }
+
+    /// The same groups after group `id` was given `mode` and `limit`.
+    pub(crate) fn configured(mut self, id: ResourceGroupId, mode: ProcessMode, limit: u32) -> Self {
+        for group in &mut self.0 {
+            if group.id == id {
+                group.mode = mode;
+                group.limit = limit;
+            }
+        }
+        self
+    }
+}
+
+pub(crate) type GroupRow = (i64, String, i32, String);
+
+/// Group rows as read, whether locked here or read in a snapshot (`resource_groups.rs`).
+pub(crate) fn group_rows(rows: Vec<GroupRow>) -> Result<LockedGroups, StorageError> {
+    rows.into_iter()
+        .map(|(id, name, limit, mode)| {
+            Ok(LockedGroup {
+                id: ResourceGroupId(id),
+                name,
+                limit: crate::rows::count("resource_groups.slot_limit", limit)?,
+                mode: ProcessMode::parse(&mode).ok_or_else(|| {
+                    StorageError::corrupt(format!(
+                        "resource_groups.process_mode holds unknown value `{mode}`"
+                    ))
+                })?,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(LockedGroups)
+}
+
+impl<'c, S: Before<AtGroups>> Locks<'c, S> {
+    /// Locks resource group rows in ascending id. A group that does not exist is left out.
+    pub(crate) fn lock_groups(
+        self,
+        ids: impl IntoIterator<Item = ResourceGroupId>,
+    ) -> Result<(LockedGroups, Locks<'c, AtGroups>), StorageError> {
+        let ids = sorted_unique(ids.into_iter().map(|id| id.0));
+        let mut next = self.advance();
+        if ids.is_empty() {
+            return Ok((LockedGroups::default(), next));
+        }
+        let rows = resource_groups::table
+            .filter(resource_groups::id.eq_any(&ids))
+            .order(resource_groups::id.asc())
+            .select(GROUP_COLUMNS)
+            .for_no_key_update()
+            .load::<GroupRow>(next.conn())?;
+        Ok((group_rows(rows)?, next))
+    }
+
+    /// Makes sure a project's groups named `names` exist (with the default mode and limit when
+    /// new) and locks them. Inserting can wait on another transaction inserting the same name,
+    /// so names go in sorted order, before any group is locked; the locks then follow in
+    /// ascending id, as everywhere.
+    pub(crate) fn ensure_groups(
+        self,
+        project: ProjectId,
+        names: &[&str],
+    ) -> Result<(LockedGroups, Locks<'c, AtGroups>), StorageError> {
+        let mut next = self.advance();
+        let mut names: Vec<&str> = names.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() {
+            return Ok((LockedGroups::default(), next));
+        }
+        let rows: Vec<_> = names
+            .iter()
+            .map(|name| {
+                (
+                    resource_groups::project_id.eq(project.0),
+                    resource_groups::name.eq(*name),
+                )
+            })
+            .collect();
+        diesel::insert_into(resource_groups::table)
+            .values(&rows)
+            .on_conflict_do_nothing()
+            .execute(next.conn())
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                    ref info,
+                ) if info.constraint_name() == Some("resource_groups_project_id_fkey") => {
+                    StorageError::NotFound {
+                        entity: "project",
+                        id: project.0,
+                    }
+                }
+                other => other.into(),
+            })?;
+        let rows = resource_groups::table
+            .filter(resource_groups::project_id.eq(project.0))
+            .filter(resource_groups::name.eq_any(&names))
+            .order(resource_groups::id.asc())
+            .select(GROUP_COLUMNS)
+            .for_no_key_update()
+            .load::<GroupRow>(next.conn())?;
+        Ok((group_rows(rows)?, next))
+    }
+}
+
+const GROUP_COLUMNS: (
+    resource_groups::id,
+    resource_groups::name,
+    resource_groups::slot_limit,
+    resource_groups::process_mode,
+) = (
+    resource_groups::id,
+    resource_groups::name,
+    resource_groups::slot_limit,
+    resource_groups::process_mode,
+);
 
 impl<'c, S: Before<AtBuilds>> Locks<'c, S> {
     /// Locks build rows in ascending id (PostgreSQL sorts before it locks) and returns the

@@ -3,7 +3,7 @@
 
 use crate::StorageError;
 use crate::rows::{count, parse, parse_failure_reason, parse_when};
-use crate::schema::{ci_builds, deployments, environments, pipelines, projects};
+use crate::schema::{ci_builds, deployments, environments, pipelines, projects, resource_groups};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -64,6 +64,8 @@ pub struct BuildView {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub deployment: Option<DeploymentView>,
+    /// The resource group whose slot it must hold to run.
+    pub resource_group: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,6 +213,7 @@ type BuildRow = (
         Option<DateTime<Utc>>,
     ),
     (Option<i64>, Option<String>, Option<String>),
+    Option<String>,
 );
 
 /// Which builds to select.
@@ -225,6 +228,7 @@ enum Builds {
 fn select_builds(conn: &mut PgConnection, which: Builds) -> Result<Vec<BuildView>, StorageError> {
     let query = ci_builds::table
         .left_join(deployments::table.left_join(environments::table))
+        .left_join(resource_groups::table)
         .order(ci_builds::id.asc())
         .select((
             (
@@ -254,6 +258,7 @@ fn select_builds(conn: &mut PgConnection, which: Builds) -> Result<Vec<BuildView
                 deployments::status.nullable(),
                 environments::name.nullable(),
             ),
+            resource_groups::name.nullable(),
         ))
         .into_boxed();
     let query = match which {
@@ -269,6 +274,7 @@ fn build_view(row: BuildRow) -> Result<BuildView, StorageError> {
         (id, name, stage, status, run_when, allow_failure, needs, tags, script, attempt),
         times,
         deployment,
+        resource_group,
     ) = row;
     let (
         pipeline_id,
@@ -312,6 +318,7 @@ fn build_view(row: BuildRow) -> Result<BuildView, StorageError> {
         started_at,
         finished_at,
         deployment,
+        resource_group,
     })
 }
 

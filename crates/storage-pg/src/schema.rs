@@ -34,6 +34,7 @@ diesel::table! {
         queued_at -> Nullable<Timestamptz>,
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
+        resource_group_id -> Nullable<Int8>,
     }
 }
 
@@ -81,6 +82,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    resource_groups (id) {
+        id -> Int8,
+        project_id -> Int8,
+        name -> Text,
+        process_mode -> Text,
+        slot_limit -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     runners (id) {
         id -> Int8,
         name -> Text,
@@ -94,11 +107,13 @@ diesel::table! {
 
 diesel::joinable!(build_log_chunks -> ci_builds (build_id));
 diesel::joinable!(ci_builds -> pipelines (pipeline_id));
+diesel::joinable!(ci_builds -> resource_groups (resource_group_id));
 diesel::joinable!(ci_builds -> runners (runner_id));
 diesel::joinable!(deployments -> ci_builds (build_id));
 diesel::joinable!(deployments -> environments (environment_id));
 diesel::joinable!(environments -> projects (project_id));
 diesel::joinable!(pipelines -> projects (project_id));
+diesel::joinable!(resource_groups -> projects (project_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     build_log_chunks,
@@ -107,5 +122,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     environments,
     pipelines,
     projects,
+    resource_groups,
     runners,
 );

@@ -20,10 +20,11 @@ pub enum TransitionKind {
     RetryPipeline,
     ExpireLeases,
     Refresh,
+    ConfigureResourceGroup,
 }
 
 impl TransitionKind {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::CreatePipeline,
         Self::Acquire,
         Self::Heartbeat,
@@ -38,6 +39,7 @@ impl TransitionKind {
         Self::RetryPipeline,
         Self::ExpireLeases,
         Self::Refresh,
+        Self::ConfigureResourceGroup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +58,7 @@ impl TransitionKind {
             Self::RetryPipeline => "retry_pipeline",
             Self::ExpireLeases => "expire_leases",
             Self::Refresh => "refresh",
+            Self::ConfigureResourceGroup => "configure_resource_group",
         }
     }
 

@@ -2,6 +2,7 @@
 //! transaction that commits whole or not at all.
 
 pub(crate) mod acquire;
+pub(crate) mod allocate;
 mod create;
 mod expire;
 mod pipeline;
@@ -9,7 +10,7 @@ pub(crate) mod snapshot;
 
 use crate::locking::{Busy, ClaimRequest, PipelineOf};
 use crate::retry::transaction;
-use crate::{StorageError, TransitionKind, TxStats};
+use crate::{ResourceGroupView, StorageError, TransitionKind, TxStats};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use lockstep_domain::{
@@ -19,6 +20,7 @@ use lockstep_domain::{
 use pipeline::Answer;
 use std::time::Duration;
 
+pub use allocate::GroupSettings;
 pub use create::NewPipeline;
 
 /// What a pipeline transition changed.
@@ -355,6 +357,24 @@ impl<'a> Transitions<'a> {
             PipelineEvent::Refresh,
             now,
         )
+    }
+
+    /// Sets a project's resource group up (its mode, its number of slots), creating it when
+    /// absent, so that a group can be set up before its first pipeline. Slots a higher limit
+    /// (or another mode) frees go to the builds in line at once, in the same transaction.
+    pub fn configure_resource_group(
+        &mut self,
+        project: ProjectId,
+        name: &str,
+        settings: GroupSettings,
+        now: DateTime<Utc>,
+    ) -> Result<ResourceGroupView, StorageError> {
+        let kind = TransitionKind::ConfigureResourceGroup;
+        let view = transaction(self.conn, self.stats, kind, |conn| {
+            allocate::configure(conn, project, name, settings, now)
+        })?;
+        self.stats.committed(kind);
+        Ok(view)
     }
 
     /// Brings several pipelines' statuses up to date, in at most two transactions (see

@@ -7,22 +7,43 @@
 //! so an UPDATE here never locks a row by itself (which would bypass the lock order).
 
 use crate::StorageError;
-use crate::locking::{LockedBuilds, LockedDeployments, LockedPipeline};
+use crate::locking::{LockedBuilds, LockedDeployments, LockedGroups, LockedPipeline};
 use crate::prepared::{Prepared, Statement};
 use crate::rows::to_int;
-use crate::schema::{ci_builds, deployments};
+use crate::schema::{ci_builds, deployments, resource_groups};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 use lockstep_domain::{
     BuildChange, BuildId, BuildStatus, DeploymentId, DeploymentStatus, NewAttempt, PipelineStatus,
+    ProcessMode, ResourceGroupId,
 };
 use std::collections::BTreeMap;
 
 /// When a status starts a clock: pending starts the queue wait, terminal ends the build.
+///
+/// A build of a resource group is different: waiting for a slot starts a wait of its own, and
+/// getting the slot starts the queue wait; both are stamped with the database's clock at the
+/// statement (`clock_timestamp()`), not with `now`. Those statements run under the group's
+/// lock, so their readings follow the order in which the group decided; a `now` read before
+/// waiting for that lock need not. The `unordered` line and the grant-order invariant go by it.
 fn queued_at(status: BuildStatus, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    (status == BuildStatus::Pending).then_some(now)
+    is_queued(status).then_some(now)
+}
+
+/// Whether a status starts the queue clock (`queued_at`).
+pub(crate) fn is_queued(status: BuildStatus) -> bool {
+    matches!(
+        status,
+        BuildStatus::Pending | BuildStatus::WaitingForResource
+    )
+}
+
+/// Whether a change is a resource group's: into its line, or out of it with a slot.
+fn in_line(change: &BuildChange) -> bool {
+    change.to == BuildStatus::WaitingForResource
+        || change.from == BuildStatus::WaitingForResource && change.to == BuildStatus::Pending
 }
 
 fn finished_at(terminal: bool, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -37,8 +58,9 @@ pub(crate) fn update_builds(
     changes: &[BuildChange],
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    // Builds that end the same way (status, reason, exit code) are written by one statement.
-    type Outcome<'a> = (&'a str, Option<&'a str>, Option<i32>);
+    // Builds that end the same way (status, reason, exit code, whether a group's clock stamps
+    // them) are written by one statement.
+    type Outcome<'a> = (&'a str, Option<&'a str>, Option<i32>, bool);
     let mut groups: BTreeMap<Outcome<'_>, Vec<i64>> = BTreeMap::new();
     for change in changes {
         if !held.holds(change.id) {
@@ -53,15 +75,17 @@ pub(crate) fn update_builds(
                 .failure_reason
                 .map(lockstep_domain::FailureReason::as_str),
             change.exit_code,
+            in_line(change),
         );
         groups.entry(key).or_default().push(change.id.0);
     }
-    for ((status, failure_reason, exit_code), ids) in groups {
+    for ((status, failure_reason, exit_code, lined), ids) in groups {
         let to: BuildStatus = crate::rows::parse("ci_builds.status", status)?;
         Prepared::<SetBuildStatus>::new()
             .bind::<Text, _>(status)
             .bind::<Nullable<Text>, _>(failure_reason)
             .bind::<Nullable<Integer>, _>(exit_code)
+            .bind::<Bool, _>(lined)
             .bind::<Nullable<Timestamptz>, _>(queued_at(to, now))
             .bind::<Nullable<Timestamptz>, _>(finished_at(to.is_terminal(), now))
             .bind::<Array<BigInt>, _>(ids)
@@ -70,14 +94,16 @@ pub(crate) fn update_builds(
     Ok(())
 }
 
-/// A status change of builds; a clock or failure detail that is NULL here keeps its value.
+/// A status change of builds; a clock or failure detail that is NULL here keeps its value, and
+/// a group's change ($4) takes the database's clock (see `queued_at`).
 struct SetBuildStatus;
 
 impl Statement for SetBuildStatus {
     const SQL: &'static str = "UPDATE ci_builds SET status = $1, \
         failure_reason = COALESCE($2, failure_reason), exit_code = COALESCE($3, exit_code), \
-        queued_at = COALESCE($4, queued_at), finished_at = COALESCE($5, finished_at) \
-        WHERE id = ANY($6)";
+        queued_at = CASE WHEN $4 THEN clock_timestamp() ELSE COALESCE($5, queued_at) END, \
+        finished_at = COALESCE($6, finished_at) \
+        WHERE id = ANY($7)";
 }
 
 /// Sets deployment statuses.
@@ -149,14 +175,46 @@ impl Statement for SetPipelineStatus {
         SET status = $1, updated_at = $2, finished_at = $3 WHERE id = ANY($4)";
 }
 
-/// Inserts a new attempt as a copy of an existing build row and returns its id.
+/// Draws `count` build ids from the builds' sequence, for rows inserted later in the transaction
+/// (new attempts, which a resource group must be able to put in line before they exist).
+pub(crate) fn draw_build_ids(
+    conn: &mut PgConnection,
+    count: usize,
+) -> Result<Vec<BuildId>, StorageError> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    Ok(Prepared::<DrawBuildIds>::new()
+        .bind::<BigInt, _>(i64::try_from(count).unwrap_or(i64::MAX))
+        .load::<DrawnId>(conn)?
+        .into_iter()
+        .map(|row| BuildId(row.id))
+        .collect())
+}
+
+struct DrawBuildIds;
+
+impl Statement for DrawBuildIds {
+    const SQL: &'static str = "SELECT nextval(pg_get_serial_sequence('ci_builds', 'id')) AS id \
+        FROM generate_series(1, $1)";
+}
+
+#[derive(QueryableByName)]
+struct DrawnId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// Inserts a new attempt, under the id drawn for it, as a copy of an existing build row.
 pub(crate) fn insert_attempt(
     conn: &mut PgConnection,
     attempt: &NewAttempt,
+    id: BuildId,
     now: DateTime<Utc>,
-) -> Result<BuildId, StorageError> {
+) -> Result<(), StorageError> {
     use ci_builds::dsl as b;
     let source = b::ci_builds.filter(b::id.eq(attempt.copy_of.0)).select((
+        id.0.into_sql::<BigInt>(),
         b::pipeline_id,
         b::name,
         b::stage,
@@ -169,14 +227,21 @@ pub(crate) fn insert_attempt(
         b::environment,
         b::timeout_seconds,
         b::retry_limit,
+        b::resource_group_id,
         to_int(attempt.attempt).into_sql::<Integer>(),
         attempt.status.as_str().into_sql::<Text>(),
-        queued_at(attempt.status, now).into_sql::<Nullable<Timestamptz>>(),
+        // A new attempt of a group's build that waits, or got its slot, takes the group's clock.
+        diesel::dsl::sql::<Nullable<Timestamptz>>("CASE WHEN ")
+            .bind::<Bool, _>(is_queued(attempt.status))
+            .sql(" AND resource_group_id IS NOT NULL THEN clock_timestamp() ELSE ")
+            .bind::<Nullable<Timestamptz>, _>(queued_at(attempt.status, now))
+            .sql(" END"),
         finished_at(attempt.status.is_terminal(), now).into_sql::<Nullable<Timestamptz>>(),
     ));
-    let id = diesel::insert_into(b::ci_builds)
+    diesel::insert_into(b::ci_builds)
         .values(source)
         .into_columns((
+            b::id,
             b::pipeline_id,
             b::name,
             b::stage,
@@ -189,14 +254,39 @@ pub(crate) fn insert_attempt(
             b::environment,
             b::timeout_seconds,
             b::retry_limit,
+            b::resource_group_id,
             b::attempt,
             b::status,
             b::queued_at,
             b::finished_at,
         ))
-        .returning(b::id)
-        .get_result::<i64>(conn)?;
-    Ok(BuildId(id))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Sets a held resource group's mode and limit.
+pub(crate) fn configure_group(
+    conn: &mut PgConnection,
+    held: &LockedGroups,
+    id: ResourceGroupId,
+    mode: ProcessMode,
+    limit: u32,
+) -> Result<(), StorageError> {
+    if held.by_id(id).is_none() {
+        return Err(StorageError::corrupt(format!(
+            "refused to write resource group {id} without its lock"
+        )));
+    }
+    diesel::update(resource_groups::table.find(id.0))
+        .set((
+            resource_groups::process_mode.eq(mode.as_str()),
+            resource_groups::slot_limit.eq(to_int(limit)),
+            // The database's clock under the group's lock, comparable with the grants' (see
+            // queued_at): the invariant checks tell holders from before a lower limit by it.
+            resource_groups::updated_at.eq(diesel::dsl::sql::<Timestamptz>("clock_timestamp()")),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// A deployment to insert: its build, environment and status.

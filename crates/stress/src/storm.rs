@@ -1,7 +1,7 @@
 //! Runs the storm: worker threads over a shared set of pipelines, then the checks.
 
 use crate::report::Report;
-use crate::workload::{Op, pick, pipelines};
+use crate::workload::{GROUPS, Op, pick, pipelines};
 use chrono::Utc;
 use diesel::Connection;
 use diesel::pg::PgConnection;
@@ -12,8 +12,8 @@ use lockstep_domain::{
     ValidPipeline,
 };
 use lockstep_storage_pg::{
-    Applied, NewPipeline, StorageError, Transitions, TxStats, check_invariants, create_project,
-    load_pipeline, register_runner,
+    Applied, GroupSettings, NewPipeline, StorageError, Transitions, TxStats, check_invariants,
+    create_project, load_pipeline, register_runner,
 };
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
@@ -70,8 +70,22 @@ pub fn run(url: &str, config: StormConfig) -> anyhow::Result<Report> {
         errors: Mutex::new(Vec::new()),
         stats: TxStats::default(),
     };
+    for (name, mode, limit) in GROUPS {
+        let settings = GroupSettings {
+            process_mode: Some(mode),
+            limit: Some(limit),
+        };
+        Transitions::new(&mut conn, &shared.stats).configure_resource_group(
+            project,
+            name,
+            settings,
+            Utc::now(),
+        )?;
+    }
     let started = Instant::now();
+    let mut during = Vec::new();
     std::thread::scope(|scope| -> anyhow::Result<()> {
+        let monitor = scope.spawn(|| watch_groups(url, shared.deadline));
         let mut handles = Vec::new();
         for i in 0..config.threads {
             let runner = register_runner(
@@ -95,10 +109,14 @@ pub fn run(url: &str, config: StormConfig) -> anyhow::Result<Report> {
                 .join()
                 .map_err(|_| anyhow::anyhow!("a storm thread panicked"))?;
         }
+        during = monitor
+            .join()
+            .map_err(|_| anyhow::anyhow!("the group monitor panicked"))??;
         Ok(())
     })?;
     let seconds = started.elapsed().as_secs_f64();
-    let violations = check_invariants(&mut conn)?;
+    let mut violations = check_invariants(&mut conn)?;
+    violations.extend(during);
     let deadlocks_server = settled_deadlocks(&mut conn)? - deadlocks_before;
     Ok(report(
         &shared,
@@ -181,6 +199,18 @@ impl Worker<'_> {
                 }
             }
             Op::RetryPipeline => self.on_pipeline(|tx, p| tx.retry_pipeline(p, now)),
+            Op::ConfigureGroup => {
+                let (name, _, _) = GROUPS[self.rng.usize(..GROUPS.len())];
+                let settings = GroupSettings {
+                    process_mode: None,
+                    limit: Some(self.rng.u32(1..=2)),
+                };
+                let project = self.shared.project;
+                let result = self
+                    .tx()
+                    .configure_resource_group(project, name, settings, now);
+                self.check(result);
+            }
             Op::Refresh => self.on_pipeline(|tx, p| tx.refresh_pipeline(p, now)),
             Op::CancelBuild => self.on_build(|tx, b| tx.cancel_build(b, now)),
             Op::SkipBuild => self.on_build(|tx, b| tx.skip_build(b, now)),
@@ -394,6 +424,24 @@ impl Worker<'_> {
             }
         }
     }
+}
+
+/// Checks the resource-group invariants, which hold in every committed state, every half
+/// second while the storm runs; returns what broke, each marked as seen during the storm.
+fn watch_groups(
+    url: &str,
+    deadline: Instant,
+) -> anyhow::Result<Vec<lockstep_storage_pg::Violation>> {
+    let mut conn = PgConnection::establish(url)?;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        for mut violation in lockstep_storage_pg::check_group_invariants(&mut conn)? {
+            violation.detail = format!("during the storm: {}", violation.detail);
+            seen.push(violation);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Ok(seen)
 }
 
 #[derive(QueryableByName)]

@@ -1,6 +1,6 @@
 //! What the storm does: the pipelines it creates and the mix of operations it draws from.
 
-use lockstep_domain::{JobDefinition, PipelineDefinition, ValidPipeline, When};
+use lockstep_domain::{JobDefinition, PipelineDefinition, ProcessMode, ValidPipeline, When};
 
 /// One step a storm thread takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,11 +20,23 @@ pub(crate) enum Op {
     RetryPipeline,
     ExpireLeases,
     Refresh,
+    /// Sets a resource group's limit to 1 or 2 again (its mode stays).
+    ConfigureGroup,
 }
+
+/// The storm's resource groups: every mode, limits 1 and 2. Their modes never change, since
+/// the grant-order invariant reads grant times under the mode the group has now.
+pub(crate) const GROUPS: [(&str, ProcessMode, u32); 5] = [
+    ("production", ProcessMode::OldestFirst, 1),
+    ("staging", ProcessMode::NewestFirst, 2),
+    ("region-a", ProcessMode::NewestReadyFirst, 1),
+    ("region-b", ProcessMode::Unordered, 2),
+    ("qa", ProcessMode::OldestFirst, 2),
+];
 
 /// Relative weights. Failures and cancels dominate on purpose: they are the transitions that
 /// touch many builds and deployments at once, where the GitLab deadlocks came from.
-const MIX: [(Op, u32); 14] = [
+const MIX: [(Op, u32); 15] = [
     (Op::Create, 9),
     (Op::Acquire, 22),
     (Op::Succeed, 9),
@@ -39,6 +51,7 @@ const MIX: [(Op, u32); 14] = [
     (Op::RetryPipeline, 3),
     (Op::ExpireLeases, 3),
     (Op::Refresh, 2),
+    (Op::ConfigureGroup, 1),
 ];
 
 /// Draws the next operation; one that needs a held build becomes an acquire when none is held.
@@ -80,20 +93,28 @@ fn env(job: JobDefinition, environment: &str) -> JobDefinition {
     with(job, |j| j.environment = Some(environment.to_owned()))
 }
 
+fn group(job: JobDefinition, group: &str) -> JobDefinition {
+    with(job, |j| j.resource_group = Some(group.to_owned()))
+}
+
 fn needs(job: JobDefinition, needs: &[&str]) -> JobDefinition {
     with(job, |j| {
         j.needs = Some(needs.iter().map(|n| (*n).to_owned()).collect());
     })
 }
 
-/// The pipeline shapes the storm creates, all with deployments.
+/// The pipeline shapes the storm creates, all with deployments, most of them in resource
+/// groups.
 pub(crate) fn pipelines() -> Vec<ValidPipeline> {
     let release = vec![
         job("build", "build"),
         job("unit", "test"),
         job("lint", "test"),
-        env(job("staging", "deploy"), "staging"),
-        env(needs(job("production", "deploy"), &["unit"]), "production"),
+        group(env(job("staging", "deploy"), "staging"), "staging"),
+        group(
+            env(needs(job("production", "deploy"), &["unit"]), "production"),
+            "production",
+        ),
         with(job("notify", "notify"), |j| j.when = When::Always),
     ];
     // A manual gate with no needs waits from the start, so plays find something to start.
@@ -106,17 +127,34 @@ pub(crate) fn pipelines() -> Vec<ValidPipeline> {
     );
     let mut fan_out = vec![job("prepare", "prepare"), gate];
     fan_out.extend((1..=6).map(|i| job(&format!("test-{i}"), "test")));
-    fan_out.extend((1..=3).map(|i| env(job(&format!("qa-{i}"), "deploy"), &format!("qa/{i}"))));
+    fan_out.extend((1..=3).map(|i| {
+        group(
+            env(job(&format!("qa-{i}"), "deploy"), &format!("qa/{i}")),
+            "qa",
+        )
+    }));
     let dag = vec![
         with(job("compile", "build"), |j| j.retry = Some(1)),
-        env(needs(job("deploy-a", "deploy"), &["compile"]), "region-a"),
-        env(needs(job("deploy-b", "deploy"), &["compile"]), "region-b"),
-        env(
-            with(job("rollback", "after"), |j| j.when = When::OnFailure),
+        group(
+            env(needs(job("deploy-a", "deploy"), &["compile"]), "region-a"),
             "region-a",
         ),
-        env(
-            with(job("promote", "after"), |j| j.when = When::Manual),
+        group(
+            env(needs(job("deploy-b", "deploy"), &["compile"]), "region-b"),
+            "region-b",
+        ),
+        group(
+            env(
+                with(job("rollback", "after"), |j| j.when = When::OnFailure),
+                "region-a",
+            ),
+            "region-a",
+        ),
+        group(
+            env(
+                with(job("promote", "after"), |j| j.when = When::Manual),
+                "production",
+            ),
             "production",
         ),
         with(job("cleanup", "after"), |j| {

@@ -2,8 +2,8 @@
 //! status and error code expected, and the proof that a refused call changed no row.
 //!
 //! One fixture serves every case: a project with a finished pipeline, a running pipeline whose
-//! build runner A holds, a manual build with an environment, a pending build nobody holds yet,
-//! runner B and a retired runner. The pending build is bait: a job request wrongly accepted
+//! build runner A holds, a manual build with an environment and a resource group, a pending
+//! build nobody holds yet, runner B and a retired runner. The pending build is bait: a job request wrongly accepted
 //! would claim it, and the fingerprint would show it.
 
 use crate::support::{ADMIN, Answer, As, TestApp};
@@ -142,7 +142,7 @@ impl Fixture {
                 json!([
                     { "name": "compile", "stage": "build", "script": ["make"] },
                     { "name": "release", "stage": "deploy", "script": ["ship"], "when": "manual",
-                      "needs": [], "environment": "staging" },
+                      "needs": [], "environment": "staging", "resource_group": GROUP },
                 ]),
             )
             .await;
@@ -471,6 +471,14 @@ fn post(path: impl Into<String>, body: impl Into<Vec<u8>>) -> Route {
     }
 }
 
+fn put(path: impl Into<String>, body: impl Into<Vec<u8>>) -> Route {
+    Route {
+        method: Method::PUT,
+        path: path.into(),
+        body: body.into(),
+    }
+}
+
 fn delete(path: impl Into<String>) -> Route {
     Route {
         method: Method::DELETE,
@@ -507,6 +515,12 @@ fn admin_routes(f: &Fixture) -> Vec<Route> {
         post(format!("/api/v1/projects/{p}/pipelines"), VALID_PIPELINE),
         get(format!("/api/v1/projects/{p}/pipelines")),
         get(format!("/api/v1/projects/{p}/environments")),
+        get(format!("/api/v1/projects/{p}/resource_groups")),
+        get(format!("/api/v1/projects/{p}/resource_groups/{GROUP}")),
+        put(
+            format!("/api/v1/projects/{p}/resource_groups/{GROUP}"),
+            r#"{"limit":2}"#,
+        ),
         get(format!("/api/v1/pipelines/{}", f.running_pipeline)),
         post(
             format!("/api/v1/pipelines/{}/cancel", f.running_pipeline),
@@ -964,6 +978,16 @@ fn submitted_names(f: &Fixture) -> Vec<Case<'_>> {
             &job_a(&json!({ "tags": ["linux "] })),
             "jobs[a].tags",
         ),
+        invalid(
+            "an empty resource group",
+            &job_a(&json!({ "resource_group": "" })),
+            "jobs[a].resource_group",
+        ),
+        invalid(
+            "a leading space in a resource group",
+            &job_a(&json!({ "resource_group": " prod" })),
+            "jobs[a].resource_group",
+        ),
     ]
 }
 
@@ -1043,6 +1067,90 @@ fn builds(f: &Fixture) -> Vec<Case<'_>> {
             .is(400, "bad_request")
             .field("offset"),
     ]
+}
+
+/// The fixture's resource group (its manual build deploys through it).
+const GROUP: &str = "production";
+
+/// Resource group reads and set-ups that must be refused: an unknown group or project, a bad
+/// name, an unknown mode, a limit outside 1 to 100.
+fn resource_groups(f: &Fixture) -> Vec<Case<'_>> {
+    let path =
+        |project: i64, name: &str| format!("/api/v1/projects/{project}/resource_groups/{name}");
+    let set_up = |label: &str, body: Value| {
+        Case::new(
+            format!("set up a resource group: {label}"),
+            Method::PUT,
+            path(f.project, GROUP),
+            Who::Admin,
+        )
+        .json(&body)
+    };
+    let mut cases = not_an_object(
+        "set up a resource group",
+        &Method::PUT,
+        &path(f.project, GROUP),
+        Who::Admin,
+    );
+    cases.extend([
+        Case::new(
+            "get an unknown group",
+            Method::GET,
+            path(f.project, "nope"),
+            Who::Admin,
+        )
+        .is(404, "not_found"),
+        Case::new(
+            "get a group of an unknown project",
+            Method::GET,
+            path(9_999, GROUP),
+            Who::Admin,
+        )
+        .is(404, "not_found"),
+        Case::new(
+            "list the groups of an unknown project",
+            Method::GET,
+            "/api/v1/projects/9999/resource_groups",
+            Who::Admin,
+        )
+        .is(404, "not_found"),
+        Case::new(
+            "set up a group of an unknown project",
+            Method::PUT,
+            path(9_999, GROUP),
+            Who::Admin,
+        )
+        .json(&json!({ "limit": 2 }))
+        .is(404, "not_found"),
+        Case::new(
+            "set up a group named with a leading space",
+            Method::PUT,
+            path(f.project, "%20prod"),
+            Who::Admin,
+        )
+        .json(&json!({}))
+        .is(422, "invalid")
+        .field("name"),
+        set_up("an unknown mode", json!({ "process_mode": "fifo" }))
+            .is(400, "bad_request")
+            .field("process_mode"),
+        set_up("a number for the mode", json!({ "process_mode": 1 }))
+            .is(400, "bad_request")
+            .field("process_mode"),
+        set_up("a zero limit", json!({ "limit": 0 }))
+            .is(422, "invalid")
+            .field("limit"),
+        set_up("a limit of 101", json!({ "limit": 101 }))
+            .is(422, "invalid")
+            .field("limit"),
+        set_up("a negative limit", json!({ "limit": -1 }))
+            .is(400, "bad_request")
+            .field("limit"),
+        set_up("an unknown field", json!({ "slots": 2 }))
+            .is(400, "bad_request")
+            .field("slots"),
+    ]);
+    cases
 }
 
 fn environments(f: &Fixture) -> Vec<Case<'_>> {
@@ -1429,6 +1537,7 @@ fn all_cases(f: &Fixture) -> Vec<Case<'_>> {
         pipeline_reads(f),
         builds(f),
         environments(f),
+        resource_groups(f),
         runners(),
         job_requests(f),
         heartbeats(f),

@@ -8,4 +8,5 @@ mod batch;
 mod concurrency;
 mod contract;
 mod long_poll;
+mod resource_groups;
 mod unavailable;

@@ -254,6 +254,7 @@ fn fingerprint(conn: &mut PgConnection) -> String {
         (SELECT md5(coalesce(string_agg(b::text, '|' ORDER BY b.id), '')) FROM ci_builds b), \
         (SELECT md5(coalesce(string_agg(e::text, '|' ORDER BY e.id), '')) FROM environments e), \
         (SELECT md5(coalesce(string_agg(d::text, '|' ORDER BY d.id), '')) FROM deployments d), \
+        (SELECT md5(coalesce(string_agg(g::text, '|' ORDER BY g.id), '')) FROM resource_groups g), \
         (SELECT md5(coalesce(string_agg(l::text, '|' ORDER BY l.build_id, l.byte_offset), '')) FROM build_log_chunks l) \
         ) AS digest";
     diesel::sql_query(query)

@@ -22,6 +22,8 @@ struct Job {
     environment: bool,
     retry: u32,
     failure_reason: Option<FailureReason>,
+    /// In resource group 1.
+    group: bool,
 }
 
 fn job(name: &'static str, stage: u32, status: BuildStatus) -> Job {
@@ -34,6 +36,7 @@ fn job(name: &'static str, stage: u32, status: BuildStatus) -> Job {
         environment: false,
         retry: 0,
         failure_reason: None,
+        group: false,
     }
 }
 
@@ -55,6 +58,11 @@ impl Job {
 
     fn retry(mut self, retry: u32) -> Self {
         self.retry = retry;
+        self
+    }
+
+    fn grouped(mut self) -> Self {
+        self.group = true;
         self
     }
 
@@ -106,6 +114,7 @@ fn state(jobs: &[Job]) -> PipelineState {
                 lease_expires_at: ran.then(lease_end),
                 failure_reason: job.failure_reason,
                 has_deployment: job.environment,
+                resource_group: job.group.then_some(ResourceGroupId(1)),
             }
         })
         .collect();
@@ -383,6 +392,40 @@ fn a_report_is_accepted_from_the_holder_only_and_not_after_the_reaper() {
         &[job("test", 0, S::Failed).failed_by(FailureReason::RunnerLost)],
         Event::Finish("test", BuildResult::Success),
         "refused: build 1 is failed: the runner no longer holds it",
+    );
+}
+
+#[test]
+fn a_job_of_a_resource_group_waits_for_a_slot_before_it_runs() {
+    check(
+        "a grouped job whose needs passed",
+        &[
+            job("build", 0, S::Running),
+            job("deploy", 1, S::Created).grouped().deploys(),
+        ],
+        Event::Finish("build", BuildResult::Success),
+        "build success, deploy waiting_for_resource => running",
+    );
+    check(
+        "play of a grouped manual build",
+        &[
+            job("build", 0, S::Success),
+            job("release", 1, S::Manual)
+                .when(Manual)
+                .grouped()
+                .deploys(),
+        ],
+        Event::Play("release"),
+        "build success, release waiting_for_resource (deployment created) => running",
+    );
+    check(
+        "cancel of a pipeline whose deploy waits for a slot",
+        &[
+            job("build", 0, S::Success),
+            job("deploy", 1, S::WaitingForResource).grouped().deploys(),
+        ],
+        Event::CancelPipeline,
+        "build success, deploy canceled (deployment canceled) => canceled",
     );
 }
 

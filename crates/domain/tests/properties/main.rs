@@ -51,6 +51,44 @@ fn fail(trace: &Trace, i: usize, message: &str) -> TestCaseError {
 }
 
 /// Storage's claim, as the simulator does it, touches only the claimed build.
+/// A grant moves its build from waiting to pending and changes nothing else, the pipeline's
+/// status included: that is what lets storage grant a slot without the pipeline's lock.
+fn grant_changes_only_its_build(step: &Step, build: BuildId) -> Result<(), String> {
+    ensure!(
+        step.after.builds.len() == step.before.builds.len(),
+        "a grant added a build"
+    );
+    for (before, after) in step.before.builds.iter().zip(&step.after.builds) {
+        if before.id == build {
+            ensure!(
+                before.status == BuildStatus::WaitingForResource
+                    && after.status == BuildStatus::Pending,
+                "granted build {build} went from {} to {}",
+                before.status,
+                after.status
+            );
+        } else {
+            ensure!(
+                before == after,
+                "granting {build} changed build {}",
+                before.id
+            );
+        }
+    }
+    // The stored status may lag behind an acquire; compare what the builds imply.
+    let implied = |state| {
+        plan(state, &PipelineEvent::Refresh)
+            .map(|p| p.pipeline_status())
+            .map_err(|e| e.to_string())
+    };
+    let (before, after) = (implied(&step.before)?, implied(&step.after)?);
+    ensure!(
+        before == after,
+        "a grant would move the pipeline from {before} to {after}"
+    );
+    Ok(())
+}
+
 fn acquire_changes_only_its_build(
     step: &Step,
     build: BuildId,
@@ -407,7 +445,7 @@ fn plans_are_repeatable_and_refusals_inert(step: &Step) -> Result<(), String> {
                 "refused with {error}, expected {expected_rejection:?}",
             );
         }
-        Outcome::Created | Outcome::Acquired => {}
+        Outcome::Created | Outcome::Acquired | Outcome::Granted => {}
     }
     Ok(())
 }
@@ -449,6 +487,9 @@ fn changes_are_caused_by_the_event(step: &Step) -> Result<(), String> {
     if let Event::Acquire { build, runner } = step.event {
         return acquire_changes_only_its_build(step, build, runner);
     }
+    if let Event::Grant { build } = step.event {
+        return grant_changes_only_its_build(step, build);
+    }
     let (Some(plan), Some(event)) = (step.plan(), step.pipeline_event()) else {
         return Ok(());
     };
@@ -461,7 +502,10 @@ fn changes_are_caused_by_the_event(step: &Step) -> Result<(), String> {
             c.from == BuildStatus::Created
                 && matches!(
                     c.to,
-                    BuildStatus::Pending | BuildStatus::Manual | BuildStatus::Skipped
+                    BuildStatus::Pending
+                        | BuildStatus::WaitingForResource
+                        | BuildStatus::Manual
+                        | BuildStatus::Skipped
                 )
         });
         match (direct.and_then(|moved| rules.moved_to(r, moved)), change) {

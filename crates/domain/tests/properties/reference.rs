@@ -29,13 +29,24 @@ enum Move {
 fn build_move(from: BuildStatus, event: BuildEvent) -> Move {
     use BuildStatus::{
         Canceled, Canceling, Created, Failed, Manual, Pending, Running, Skipped, Success,
+        WaitingForResource as Waiting,
     };
     let (moves, stays): (&[(BuildStatus, BuildStatus)], &[BuildStatus]) = match event {
         BuildEvent::Enqueue => (&[(Created, Pending)], &[]),
+        BuildEvent::Queue => (
+            &[(Created, Waiting), (Manual, Waiting)],
+            &[Waiting, Pending],
+        ),
+        BuildEvent::Grant => (&[(Waiting, Pending)], &[]),
         BuildEvent::Park => (&[(Created, Manual)], &[]),
-        BuildEvent::Play => (&[(Manual, Pending)], &[Pending]),
+        BuildEvent::Play => (&[(Manual, Pending)], &[Pending, Waiting]),
         BuildEvent::Skip => (
-            &[(Created, Skipped), (Pending, Skipped), (Manual, Skipped)],
+            &[
+                (Created, Skipped),
+                (Waiting, Skipped),
+                (Pending, Skipped),
+                (Manual, Skipped),
+            ],
             &[Skipped],
         ),
         BuildEvent::Acquire => (&[(Pending, Running)], &[]),
@@ -46,6 +57,7 @@ fn build_move(from: BuildStatus, event: BuildEvent) -> Move {
         BuildEvent::Cancel => (
             &[
                 (Created, Canceled),
+                (Waiting, Canceled),
                 (Pending, Canceled),
                 (Manual, Canceled),
                 (Running, Canceling),
@@ -152,6 +164,7 @@ impl<'a> Rules<'a> {
                 .collect::<Option<Vec<Outcome>>>()
                 .map(|outcomes| outcomes.into_iter().max().unwrap_or(Outcome::Passed)),
             BuildStatus::Created
+            | BuildStatus::WaitingForResource
             | BuildStatus::Pending
             | BuildStatus::Running
             | BuildStatus::Canceling => None,
@@ -168,10 +181,15 @@ impl<'a> Rules<'a> {
             .map(|need| self.outcome[need])
             .collect();
         let worst = needs?.into_iter().max().unwrap_or(Outcome::Passed);
+        // A job of a resource group that may run waits for a slot first.
+        let ready = match self.build(row).resource_group {
+            Some(_) => BuildStatus::WaitingForResource,
+            None => BuildStatus::Pending,
+        };
         let status = match (self.build(row).when, worst) {
             (When::OnSuccess, Outcome::Passed)
             | (When::OnFailure, Outcome::Failed)
-            | (When::Always, _) => BuildStatus::Pending,
+            | (When::Always, _) => ready,
             (When::Manual, Outcome::Passed) => BuildStatus::Manual,
             _ => BuildStatus::Skipped,
         };
@@ -238,11 +256,13 @@ impl<'a> Rules<'a> {
         };
         // Any attempt of any job, older ones included, that a runner ever picked up.
         let started = self.state.builds.iter().any(|b| b.runner_id.is_some());
+        // Waiting for a resource group's slot reads as pending.
+        let queued = has(BuildStatus::Pending) || has(BuildStatus::WaitingForResource);
         if has(BuildStatus::Canceling) {
             PipelineStatus::Canceling
-        } else if has(BuildStatus::Running) || (started && has(BuildStatus::Pending)) {
+        } else if has(BuildStatus::Running) || (started && queued) {
             PipelineStatus::Running
-        } else if has(BuildStatus::Pending) {
+        } else if queued {
             PipelineStatus::Pending
         } else {
             PipelineStatus::Created
@@ -263,7 +283,15 @@ impl<'a> Rules<'a> {
             }),
             PipelineEvent::CancelBuild(id) if id == build.id => Some(BuildEvent::Cancel),
             PipelineEvent::SkipBuild(id) if id == build.id => Some(BuildEvent::Skip),
-            PipelineEvent::PlayBuild(id) if id == build.id => Some(BuildEvent::Play),
+            PipelineEvent::PlayBuild(id) if id == build.id => {
+                let grouped_manual =
+                    build.resource_group.is_some() && build.status == BuildStatus::Manual;
+                Some(if grouped_manual {
+                    BuildEvent::Queue
+                } else {
+                    BuildEvent::Play
+                })
+            }
             PipelineEvent::CancelPipeline
                 if self.latest[row]
                     && !build.status.is_terminal()

@@ -5,8 +5,8 @@ use crate::strategy::{Action, Ending, RUNNERS, Run};
 use chrono::{DateTime, Utc};
 use lockstep_domain::{
     BuildEvent, BuildId, BuildResult, BuildState, BuildStatus, FailureReason, PipelineEvent,
-    PipelineState, PipelineStatus, Plan, RunnerId, Step as Move, TransitionError, ValidJob,
-    ValidPipeline, next, plan, plan_new_pipeline,
+    PipelineState, PipelineStatus, Plan, ResourceGroupId, RunnerId, Step as Move, TransitionError,
+    ValidJob, ValidPipeline, next, plan, plan_new_pipeline,
 };
 use proptest::sample::Index;
 use std::fmt::Write as _;
@@ -24,6 +24,9 @@ pub(crate) enum Event {
     Create,
     /// Storage handed a pending build to a runner (not a domain transition).
     Acquire { build: BuildId, runner: RunnerId },
+    /// Storage gave a waiting build a slot of its resource group (not a pipeline transition:
+    /// the group decides, across pipelines).
+    Grant { build: BuildId },
     /// A domain transition.
     Pipeline(PipelineEvent),
 }
@@ -32,6 +35,7 @@ pub(crate) enum Event {
 pub(crate) enum Outcome {
     Created,
     Acquired,
+    Granted,
     Planned(Plan),
     Rejected(TransitionError),
 }
@@ -145,6 +149,7 @@ impl Store {
                 lease_expires_at: None,
                 failure_reason: None,
                 has_deployment: job.environment().is_some(),
+                resource_group: job.resource_group().map(|_| ResourceGroupId(1)),
             })
             .collect();
         let next_id = i64::try_from(builds.len()).expect("few jobs") + 1;
@@ -180,6 +185,12 @@ impl Store {
         let all = self.ids(|_| true);
         let any = |pick: &Index| all[pick.index(all.len())];
         match action {
+            Action::Grant(pick) => {
+                let waiting = self.ids(|b| b.status == BuildStatus::WaitingForResource);
+                if !waiting.is_empty() {
+                    self.grant(waiting[pick.index(waiting.len())]);
+                }
+            }
             Action::Acquire {
                 pick,
                 runner,
@@ -253,6 +264,10 @@ impl Store {
     /// the pipeline again if it had finished. Returns whether anything was left to
     /// do.
     fn drive_round(&mut self, verdicts: &mut impl Iterator<Item = bool>) -> bool {
+        // The group has room for every waiting build: its order is tested on its own.
+        for build in self.ids(|b| b.status == BuildStatus::WaitingForResource) {
+            self.grant(build);
+        }
         let pending = self.ids(|b| b.status == BuildStatus::Pending);
         for &build in &pending {
             self.acquire(build, RunnerId(1), self.clock + 60 * MINUTE);
@@ -281,6 +296,29 @@ impl Store {
         }
         self.clock += MINUTE;
         !pending.is_empty() || !held.is_empty() || played
+    }
+
+    /// What storage's grant does: waiting to pending, nothing else.
+    fn grant(&mut self, build: BuildId) {
+        let before = self.state.clone();
+        let b = self
+            .state
+            .builds
+            .iter_mut()
+            .find(|b| b.id == build)
+            .expect("grant picks an existing build");
+        assert_eq!(
+            next(b.status, BuildEvent::Grant),
+            Ok(Move::To(BuildStatus::Pending)),
+            "a waiting build can be granted a slot"
+        );
+        b.status = BuildStatus::Pending;
+        self.steps.push(Step {
+            before,
+            event: Event::Grant { build },
+            outcome: Outcome::Granted,
+            after: self.state.clone(),
+        });
     }
 
     /// What storage's claim does: pending to running, with a runner and a lease.

@@ -35,6 +35,8 @@ pub(crate) enum Ending {
 /// moment the action runs, so that actions stay meaningful while the pipeline changes.
 #[derive(Debug, Clone)]
 pub(crate) enum Action {
+    /// The pipeline's resource group gives a slot to a waiting build.
+    Grant(Index),
     /// A runner claims a pending build.
     Acquire {
         pick: Index,
@@ -91,6 +93,7 @@ fn action() -> impl Strategy<Value = Action> {
         1 => Just(Ending::Canceled),
     ];
     prop_oneof![
+        2 => any::<Index>().prop_map(Action::Grant),
         5 => (any::<Index>(), 1..=RUNNERS, 1..=5i64).prop_map(|(pick, runner, lease_minutes)| {
             Action::Acquire { pick, runner, lease_minutes }
         }),
@@ -131,6 +134,8 @@ struct JobSeed {
     allow_failure: bool,
     retry: u32,
     environment: Option<&'static str>,
+    /// In the pipeline's one resource group.
+    grouped: bool,
 }
 
 fn pipelines() -> impl Strategy<Value = PipelineDefinition> {
@@ -154,9 +159,10 @@ fn job_seed(jobs: usize, stages: usize) -> impl Strategy<Value = JobSeed> {
         prop::bool::weighted(0.25),
         0..=limits::MAX_RETRY,
         prop::option::weighted(0.3, prop::sample::select(vec!["production", "staging"])),
+        prop::bool::weighted(0.25),
     )
         .prop_map(
-            |(stage, needs, level, when, allow_failure, retry, environment)| JobSeed {
+            |(stage, needs, level, when, allow_failure, retry, environment, grouped)| JobSeed {
                 stage,
                 needs,
                 level,
@@ -164,6 +170,7 @@ fn job_seed(jobs: usize, stages: usize) -> impl Strategy<Value = JobSeed> {
                 allow_failure,
                 retry,
                 environment,
+                grouped,
             },
         )
 }
@@ -212,6 +219,7 @@ fn define(seeds: &[JobSeed]) -> PipelineDefinition {
             allow_failure: seed.allow_failure,
             environment: seed.environment.map(str::to_owned),
             retry: Some(seed.retry),
+            resource_group: seed.grouped.then(|| "deploys".to_owned()),
             ..JobDefinition::default()
         })
         .collect();

@@ -5,9 +5,11 @@
 //! in the lock order), each taking one array per column. A pipeline of 1,000 builds used to be a
 //! 16,000-parameter VALUES list that PostgreSQL parsed and planned every time.
 
-use crate::locking::Locks;
+use super::allocate;
+use crate::locking::{AtBuilds, LockedGroups, Locks};
 use crate::prepared::{Prepared, Statement};
 use crate::rows::to_int;
+use crate::write;
 use crate::{CreatedPipeline, StorageError};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -29,14 +31,27 @@ pub struct NewPipeline<'a> {
     pub definition: &'a ValidPipeline,
 }
 
+/// Locks, in the canonical order: the pipeline's resource groups (ensured first, by name), the
+/// waiting builds they grant a slot to, the environments (ensured, by name). The pipeline, its
+/// builds and deployments are new rows, which no other transaction can wait for.
 pub(crate) fn create(
     conn: &mut PgConnection,
     new: &NewPipeline<'_>,
     now: DateTime<Utc>,
 ) -> Result<CreatedPipeline, StorageError> {
     let (statuses, status) = plan_new_pipeline(new.definition);
-    let (pipeline_id, builds) = insert_pipeline(conn, new, status, &statuses, now)?;
-    let deployments = insert_deployments(conn, new, &builds, &statuses, now)?;
+    let group_names: Vec<&str> = new
+        .definition
+        .jobs()
+        .iter()
+        .filter_map(ValidJob::resource_group)
+        .collect();
+    let (groups, mut locks) = Locks::begin(conn)?.ensure_groups(new.project, &group_names)?;
+    let (pipeline_id, builds) =
+        insert_pipeline(locks.conn(), new, status, &statuses, &groups, now)?;
+    // Its builds of a group that may run start waiting; the groups grant what they can at once.
+    let (_, locks) = allocate::grant_free_slots(locks, &groups, now)?;
+    let deployments = insert_deployments(locks, new, &builds, &statuses, now)?;
     Ok(CreatedPipeline {
         id: pipeline_id,
         status,
@@ -52,9 +67,18 @@ fn insert_pipeline(
     new: &NewPipeline<'_>,
     status: PipelineStatus,
     statuses: &[BuildStatus],
+    groups: &LockedGroups,
     now: DateTime<Utc>,
 ) -> Result<(PipelineId, Vec<BuildId>), StorageError> {
     let jobs = new.definition.jobs();
+    let group_ids: Vec<Option<i64>> = jobs
+        .iter()
+        .map(|j| match j.resource_group() {
+            None => Some(None),
+            Some(name) => groups.by_name(name).map(|g| Some(g.id.0)),
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| StorageError::corrupt("a resource group vanished while it was ensured"))?;
     // One array per column, element i for job i (see insert_pipeline.sql).
     let texts = |f: fn(&ValidJob) -> &str| jobs.iter().map(f).collect::<Vec<_>>();
     let ints = |f: fn(&ValidJob) -> u32| jobs.iter().map(|j| to_int(f(j))).collect::<Vec<_>>();
@@ -65,10 +89,7 @@ fn insert_pipeline(
     let environments: Vec<Option<&str>> = jobs.iter().map(ValidJob::environment).collect();
     let allow_failure: Vec<bool> = jobs.iter().map(ValidJob::allow_failure).collect();
     let build_statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
-    let queued: Vec<bool> = statuses
-        .iter()
-        .map(|s| *s == BuildStatus::Pending)
-        .collect();
+    let queued: Vec<bool> = statuses.iter().map(|s| write::is_queued(*s)).collect();
     let finished: Vec<bool> = statuses.iter().map(|s| s.is_terminal()).collect();
     let rows = Prepared::<InsertPipeline>::new()
         .bind::<BigInt, _>(new.project.0)
@@ -91,6 +112,7 @@ fn insert_pipeline(
         .bind::<Array<Text>, _>(build_statuses)
         .bind::<Array<Bool>, _>(queued)
         .bind::<Array<Bool>, _>(finished)
+        .bind::<Array<Nullable<BigInt>>, _>(group_ids)
         .load::<InsertedBuild>(conn)
         .map_err(|e| match e {
             DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, ref info)
@@ -169,7 +191,7 @@ fn array_literal(items: &[String]) -> String {
 }
 
 fn insert_deployments(
-    conn: &mut PgConnection,
+    locks: Locks<'_, AtBuilds>,
     new: &NewPipeline<'_>,
     builds: &[BuildId],
     statuses: &[BuildStatus],
@@ -180,7 +202,7 @@ fn insert_deployments(
     if names.is_empty() {
         return Ok(0);
     }
-    let (environments, mut locks) = Locks::begin(conn)?.ensure_environments(new.project, &names)?;
+    let (environments, mut locks) = locks.ensure_environments(new.project, &names)?;
     let mut build_ids = Vec::with_capacity(names.len());
     let mut environment_ids = Vec::with_capacity(names.len());
     let mut deployment_statuses = Vec::with_capacity(names.len());

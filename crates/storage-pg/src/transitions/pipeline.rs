@@ -5,13 +5,21 @@
 //! together, one table at a time (all pipelines, then all builds, then all deployments), so the
 //! batch as a whole keeps the canonical order; events of one pipeline are planned in sequence
 //! (`plan_all`), each seeing what the ones before it did.
+//!
+//! When the plans change builds of resource groups, the groups are locked between the pipelines
+//! and the builds, and the slots they can give are granted in the same transaction
+//! (`pipeline/groups.rs`): a freed slot goes to the next build in line, in whichever pipeline.
 
+mod groups;
+
+use super::allocate;
 use super::snapshot::Snapshot;
 use crate::locking::{Busy, LockedBuilds, LockedPipeline, Locks, PipelineOf};
 use crate::write::{self, NewDeployment};
 use crate::{Applied, StorageError};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
+use groups::Allocation;
 use lockstep_domain::{
     BuildChange, BuildId, DeploymentId, DeploymentStatus, PipelineEvent, PipelineId, Plan,
     TransitionError, plan_all,
@@ -50,10 +58,23 @@ pub(crate) fn run_all(
     let mut batch = Batch::read(locks.conn(), locked)?;
     let routes = batch.route(requests);
     batch.plan();
-    let (builds, mut locks) = locks.lock_builds(batch.changed_builds())?;
-    batch.refresh(&builds)?;
-    write::update_builds(locks.conn(), &builds, &batch.changes(), now)?;
-    let new_builds = batch.insert_attempts(locks.conn(), now)?;
+    let touched = batch.touched_groups();
+    let (groups, mut locks) = locks.lock_groups(touched.iter().copied())?;
+    if groups.len() != touched.len() {
+        return Err(StorageError::corrupt(
+            "a build names a resource group that does not exist",
+        ));
+    }
+    let allocation = batch.allocate(locks.conn(), &groups)?;
+    let to_lock = batch
+        .changed_builds()
+        .into_iter()
+        .chain(allocation.unplanned());
+    let (builds, mut locks) = locks.lock_builds(to_lock)?;
+    batch.refresh(&builds, &allocation)?;
+    allocate::check_still_waiting(&builds, allocation.unplanned_slice())?;
+    write::update_builds(locks.conn(), &builds, &batch.changes(&allocation), now)?;
+    let new_builds = batch.insert_attempts(locks.conn(), &allocation, now)?;
     let deployment_changes = batch.deployment_changes()?;
     let (deployments, mut locks) =
         locks.lock_deployments(deployment_changes.iter().map(|(id, _)| *id))?;
@@ -61,7 +82,7 @@ pub(crate) fn run_all(
     let new_deployments = batch.new_deployments(&new_builds);
     write::insert_deployments(locks.conn(), &new_deployments, now)?;
     write::update_pipelines(locks.conn(), &batch.pipeline_changes(), now)?;
-    Ok(batch.answer(requests, routes, busy, &new_builds))
+    Ok(batch.answer(requests, routes, busy, &new_builds, &allocation))
 }
 
 /// Runs one request, waiting for its pipeline, inside the caller's transaction. A refusal is an
@@ -194,29 +215,65 @@ impl Batch {
     /// Only acquire (pending -> running) and heartbeats (lease) change builds without the
     /// pipeline lock; a member whose locked rows differ from its plain read plans again. Needing
     /// a build we did not lock would mean going back up the order, so that restarts the whole
-    /// transaction instead.
-    fn refresh(&mut self, builds: &LockedBuilds) -> Result<(), StorageError> {
+    /// transaction instead; so does a new plan for the builds of a group, whose grants were
+    /// decided on the old one.
+    fn refresh(
+        &mut self,
+        builds: &LockedBuilds,
+        allocation: &Allocation,
+    ) -> Result<(), StorageError> {
         for member in &mut self.members {
             if member.writes().is_none() || !member.snapshot.refresh(builds)? {
                 continue;
             }
             let replanned = plan_all(member.snapshot.state(), &member.events);
-            if let Ok((plan, _)) = &replanned
-                && !plan.changes().iter().all(|c| builds.holds(c.id))
-            {
-                return Err(StorageError::PlanChanged);
+            if let Ok((plan, _)) = &replanned {
+                let unlocked = !plan.changes().iter().all(|c| builds.holds(c.id));
+                let regrouped = member.plan().is_some_and(|old| {
+                    groups::grouped_changes(member, old) != groups::grouped_changes(member, plan)
+                });
+                if unlocked || (allocation.decided() && regrouped) {
+                    return Err(StorageError::PlanChanged);
+                }
             }
             member.planned = Some(replanned);
         }
         Ok(())
     }
 
-    fn changes(&self) -> Vec<BuildChange> {
-        self.members
+    /// Every build change to write: the plans' (with the grants folded in) and the grants of
+    /// builds no plan changed.
+    fn changes(&self, allocation: &Allocation) -> Vec<BuildChange> {
+        let mut all: Vec<BuildChange> = (0..self.members.len())
+            .flat_map(|i| self.member_changes(i, allocation))
+            .collect();
+        all.extend(
+            allocation
+                .granted_elsewhere(self)
+                .map(allocate::grant_change),
+        );
+        all
+    }
+
+    /// What the transition writes to member `i`'s builds, in ascending id.
+    fn member_changes(&self, i: usize, allocation: &Allocation) -> Vec<BuildChange> {
+        let member = &self.members[i];
+        let Some(plan) = member.writes() else {
+            return Vec::new();
+        };
+        let mut changes: Vec<BuildChange> = plan
+            .changes()
             .iter()
-            .filter_map(Member::writes)
-            .flat_map(|plan| plan.changes().iter().cloned())
-            .collect()
+            .map(|change| allocation.fold_in(change))
+            .collect();
+        changes.extend(
+            allocation
+                .unplanned()
+                .filter(|b| member.snapshot.has_build(*b))
+                .map(allocate::grant_change),
+        );
+        changes.sort_by_key(|c| c.id);
+        changes
     }
 
     /// Inserts the plans' new attempts; returns, per member, each new id with the index of its
@@ -224,12 +281,14 @@ impl Batch {
     fn insert_attempts(
         &self,
         conn: &mut PgConnection,
+        allocation: &Allocation,
         now: DateTime<Utc>,
     ) -> Result<Vec<Vec<(BuildId, usize)>>, StorageError> {
         self.members
             .iter()
-            .map(|member| match member.writes() {
-                Some(plan) => insert_attempts(conn, &member.snapshot, plan, now),
+            .enumerate()
+            .map(|(i, member)| match member.writes() {
+                Some(plan) => insert_attempts(conn, member, plan, allocation.attempts_of(i), now),
                 None => Ok(Vec::new()),
             })
             .collect()
@@ -282,12 +341,16 @@ impl Batch {
         routes: Vec<Route>,
         busy: Busy,
         new_builds: &[Vec<(BuildId, usize)>],
+        allocation: &Allocation,
     ) -> Vec<Answer> {
-        let applied: Vec<Option<Applied>> = self
-            .members
-            .iter()
-            .zip(new_builds)
-            .map(|(member, new)| applied(member, new))
+        let applied: Vec<Option<Applied>> = (0..self.members.len())
+            .map(|i| {
+                applied(
+                    &self.members[i],
+                    &new_builds[i],
+                    self.member_changes(i, allocation),
+                )
+            })
             .collect();
         requests
             .iter()
@@ -317,7 +380,11 @@ fn not_found(target: PipelineOf) -> StorageError {
     }
 }
 
-fn applied(member: &Member, new: &[(BuildId, usize)]) -> Option<Applied> {
+fn applied(
+    member: &Member,
+    new: &[(BuildId, usize)],
+    changes: Vec<BuildChange>,
+) -> Option<Applied> {
     let plan = member.plan()?;
     let pipeline_id = PipelineId(member.locked.id);
     if plan.is_noop() {
@@ -340,27 +407,39 @@ fn applied(member: &Member, new: &[(BuildId, usize)]) -> Option<Applied> {
             .iter()
             .map(|(build, i)| (plan.new_attempts()[*i].copy_of, *build))
             .collect(),
-        changes: plan.changes().to_vec(),
+        changes,
         pipeline_changed: plan.pipeline_changed(),
     })
 }
 
-/// Inserts a plan's new attempts; returns each new id with the index of its attempt.
+/// Inserts a plan's new attempts under the ids drawn for them (`attempts`: each id, and whether
+/// its group granted it a slot); returns each new id with the index of its attempt.
 fn insert_attempts(
     conn: &mut PgConnection,
-    snapshot: &Snapshot,
+    member: &Member,
     plan: &Plan,
+    attempts: &[(BuildId, bool)],
     now: DateTime<Utc>,
 ) -> Result<Vec<(BuildId, usize)>, StorageError> {
-    let mut ids = Vec::with_capacity(plan.new_attempts().len());
-    for (i, attempt) in plan.new_attempts().iter().enumerate() {
-        if attempt.deployment.is_some() && snapshot.deployment_of(attempt.copy_of).is_none() {
+    if attempts.len() != plan.new_attempts().len() {
+        // Ids were drawn for another plan; the grants may not fit this one.
+        return Err(StorageError::PlanChanged);
+    }
+    let mut ids = Vec::with_capacity(attempts.len());
+    for (i, (attempt, &(id, granted))) in plan.new_attempts().iter().zip(attempts).enumerate() {
+        if attempt.deployment.is_some() && member.snapshot.deployment_of(attempt.copy_of).is_none()
+        {
             return Err(StorageError::corrupt(format!(
                 "build {} has an environment but no deployment",
                 attempt.copy_of
             )));
         }
-        ids.push((write::insert_attempt(conn, attempt, now)?, i));
+        let mut attempt = attempt.clone();
+        if granted {
+            attempt.status = lockstep_domain::BuildStatus::Pending;
+        }
+        write::insert_attempt(conn, &attempt, id, now)?;
+        ids.push((id, i));
     }
     Ok(ids)
 }

@@ -9,7 +9,8 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 use lockstep_domain::{
-    BuildId, BuildState, DeploymentId, DeploymentStatus, PipelineState, Plan, RunnerId,
+    BuildId, BuildState, DeploymentId, DeploymentStatus, PipelineState, Plan, ResourceGroupId,
+    RunnerId,
 };
 use std::collections::HashMap;
 
@@ -24,6 +25,8 @@ pub(crate) struct DeploymentRef {
 pub(crate) struct Snapshot {
     state: PipelineState,
     deployments: HashMap<BuildId, DeploymentRef>,
+    /// The resource group of each build that has one.
+    groups: HashMap<BuildId, ResourceGroupId>,
 }
 
 /// A build row with what planning and invariant checks need of its deployment.
@@ -95,6 +98,8 @@ struct LoadedRow {
     #[diesel(sql_type = Nullable<Text>)]
     environment: Option<String>,
     #[diesel(sql_type = Nullable<BigInt>)]
+    resource_group_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
     deployment_id: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
     deployment_environment_id: Option<i64>,
@@ -121,6 +126,7 @@ impl Snapshot {
                         builds: Vec::new(),
                     },
                     deployments: HashMap::new(),
+                    groups: HashMap::new(),
                 })
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
@@ -132,6 +138,9 @@ impl Snapshot {
                 .ok_or_else(|| StorageError::corrupt("a build of a pipeline not asked for"))?;
             if let Some(deployment) = row.deployment {
                 snapshot.deployments.insert(row.state.id, deployment);
+            }
+            if let Some(group) = row.state.resource_group {
+                snapshot.groups.insert(row.state.id, group);
             }
             snapshot.state.builds.push(row.state);
         }
@@ -168,6 +177,19 @@ impl Snapshot {
 
     pub(crate) fn deployment_of(&self, build: BuildId) -> Option<DeploymentRef> {
         self.deployments.get(&build).copied()
+    }
+
+    pub(crate) fn group_of(&self, build: BuildId) -> Option<ResourceGroupId> {
+        self.groups.get(&build).copied()
+    }
+
+    /// Whether any build of the snapshot belongs to a resource group.
+    pub(crate) fn has_groups(&self) -> bool {
+        !self.groups.is_empty()
+    }
+
+    pub(crate) fn has_build(&self, build: BuildId) -> bool {
+        self.state.builds.iter().any(|b| b.id == build)
     }
 
     /// The deployment status changes a plan implies for existing deployments.
@@ -220,6 +242,7 @@ fn stored_build(row: LoadedRow) -> Result<StoredBuild, StorageError> {
             .map(parse_failure_reason)
             .transpose()?,
         has_deployment: deployment.is_some(),
+        resource_group: row.resource_group_id.map(ResourceGroupId),
     };
     Ok(StoredBuild {
         pipeline_id: row.pipeline_id,

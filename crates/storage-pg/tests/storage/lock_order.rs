@@ -452,3 +452,122 @@ fn lock(conn: &mut PgConnection, table: &str, id: i64) {
     .execute(conn)
     .expect("lock row");
 }
+
+fn grouped_deploy() -> lockstep_domain::JobDefinition {
+    job("deploy").env("production").group("production")
+}
+
+/// Finishing a deploy hands its slot to another pipeline's waiting deploy in the same
+/// transaction: its pipeline, then the group, then both builds in ascending id, then the
+/// deployment; the other pipeline's row is not locked (a grant never changes its status).
+#[test]
+fn a_freed_slot_is_granted_under_the_group_lock_in_canonical_order() {
+    let mut f = Fixture::new();
+    let first = f.create(vec![grouped_deploy()]);
+    let second = f.create(vec![grouped_deploy()]);
+    let project = f.project;
+    let group = lockstep_storage_pg::load_resource_group(&mut f.conn, project, "production")
+        .unwrap()
+        .id;
+    let deployment = latest(&f.pipeline(first.id), "deploy")
+        .deployment
+        .as_ref()
+        .unwrap()
+        .id;
+    let build = f.acquire().unwrap();
+    let runner = f.runner;
+    let stats = TxStats::default();
+    let url = f.db.url().to_owned();
+    let (_, locks) = record_locks(&url, &hold_everything, |conn| {
+        Transitions::new(conn, &stats)
+            .finish(build.id, runner, BuildResult::Success, now())
+            .unwrap()
+    });
+    assert_eq!(check_order(&locks), Ok(()), "locks: {}", show(&locks));
+    assert_eq!(
+        by_transaction(&locks),
+        [vec![
+            (Table::Pipelines, first.id.0),
+            (Table::ResourceGroups, group.0),
+            (Table::CiBuilds, first.builds[0].0),
+            (Table::CiBuilds, second.builds[0].0),
+            (Table::Deployments, deployment.0),
+        ]]
+    );
+    assert_eq!(
+        latest(&f.pipeline(second.id), "deploy").status,
+        BuildStatus::Pending
+    );
+    f.assert_invariants();
+}
+
+/// Raising a group's limit locks the group, then the builds it grants a slot to.
+#[test]
+fn configuring_a_group_locks_it_then_the_builds_it_grants() {
+    let mut f = Fixture::new();
+    let pipelines: Vec<_> = (0..3).map(|_| f.create(vec![grouped_deploy()])).collect();
+    let project = f.project;
+    let group = lockstep_storage_pg::load_resource_group(&mut f.conn, project, "production")
+        .unwrap()
+        .id;
+    let stats = TxStats::default();
+    let url = f.db.url().to_owned();
+    let settings = lockstep_storage_pg::GroupSettings {
+        process_mode: None,
+        limit: Some(3),
+    };
+    let (_, locks) = record_locks(&url, &hold_everything, |conn| {
+        Transitions::new(conn, &stats)
+            .configure_resource_group(project, "production", settings, now())
+            .unwrap()
+    });
+    assert_eq!(check_order(&locks), Ok(()), "locks: {}", show(&locks));
+    assert_eq!(
+        by_transaction(&locks),
+        [vec![
+            (Table::ResourceGroups, group.0),
+            (Table::CiBuilds, pipelines[1].builds[0].0),
+            (Table::CiBuilds, pipelines[2].builds[0].0),
+        ]]
+    );
+    f.assert_invariants();
+}
+
+/// Creating a pipeline in a group that exists locks the group (ensured, then locked), and
+/// nothing else that exists: its own rows are new.
+#[test]
+fn creating_a_pipeline_in_a_group_locks_only_the_group() {
+    let mut f = Fixture::new();
+    f.create(vec![grouped_deploy()]);
+    let project = f.project;
+    let group = lockstep_storage_pg::load_resource_group(&mut f.conn, project, "production")
+        .unwrap()
+        .id;
+    let definition = lockstep_domain::PipelineDefinition {
+        jobs: vec![grouped_deploy()],
+    }
+    .validate()
+    .unwrap();
+    let stats = TxStats::default();
+    let url = f.db.url().to_owned();
+    let (created, locks) = record_locks(&url, &hold_everything, |conn| {
+        let new = lockstep_storage_pg::NewPipeline {
+            project,
+            git_ref: "main",
+            sha: None,
+            definition: &definition,
+        };
+        Transitions::new(conn, &stats)
+            .create_pipeline(&new, now())
+            .unwrap()
+    });
+    assert_eq!(check_order(&locks), Ok(()), "locks: {}", show(&locks));
+    assert_eq!(
+        by_transaction(&locks),
+        [vec![(Table::ResourceGroups, group.0)]]
+    );
+    assert_eq!(
+        latest(&f.pipeline(created.id), "deploy").status,
+        BuildStatus::WaitingForResource
+    );
+}

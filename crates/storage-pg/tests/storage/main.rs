@@ -10,6 +10,7 @@ mod logs;
 mod notify;
 mod projects;
 mod reads;
+mod resource_groups;
 mod runners;
 mod support;
 mod transitions;

@@ -88,6 +88,13 @@ impl Fixture {
         panic!("build `{name}` was never acquired");
     }
 
+    /// The pipeline a build belongs to.
+    pub(crate) fn pipeline_of(&mut self, build: lockstep_domain::BuildId) -> PipelineId {
+        lockstep_storage_pg::load_build(&mut self.conn, build)
+            .expect("the build exists")
+            .pipeline_id
+    }
+
     pub(crate) fn pipeline(&mut self, id: PipelineId) -> PipelineView {
         load_pipeline(&mut self.conn, id).expect("load pipeline")
     }
@@ -128,6 +135,7 @@ pub(crate) trait JobExt {
     fn when(self, when: When) -> Self;
     fn retry(self, retry: u32) -> Self;
     fn tags(self, tags: &[&str]) -> Self;
+    fn group(self, group: &str) -> Self;
 }
 
 impl JobExt for JobDefinition {
@@ -153,6 +161,10 @@ impl JobExt for JobDefinition {
     }
     fn tags(mut self, tags: &[&str]) -> Self {
         self.tags = tags.iter().map(|s| (*s).to_owned()).collect();
+        self
+    }
+    fn group(mut self, group: &str) -> Self {
+        self.resource_group = Some(group.to_owned());
         self
     }
 }

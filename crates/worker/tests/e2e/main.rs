@@ -5,4 +5,5 @@ mod support;
 
 mod failures;
 mod happy_path;
+mod resource_groups;
 mod signals;

@@ -68,6 +68,8 @@ fn definition() -> ValidPipeline {
             },
             timeout_seconds: Some(60 + u32::try_from(i).expect("small")),
             retry: Some(u32::try_from(i % 3).expect("small")),
+            // Groups have tests of their own (tests/storage/resource_groups.rs).
+            resource_group: None,
         })
         .collect();
     PipelineDefinition { jobs }
