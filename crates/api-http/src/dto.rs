@@ -3,7 +3,7 @@
 
 use crate::error::ErrorDetail;
 use chrono::{DateTime, Utc};
-use lockstep_domain::{JobDefinition, ProcessMode};
+use lockstep_domain::{AutoCancel, JobDefinition, ProcessMode};
 use lockstep_storage_pg::{
     AcquiredBuild, AcquiredDeployment, BuildView, DeploymentSummary, DeploymentView,
     EnvironmentView, PipelineSummary, PipelineView, ProjectView, ResourceGroupView, RunnerView,
@@ -53,6 +53,55 @@ pub(crate) struct CreatePipeline {
     #[schema(value_type = Vec<JobSpec>)]
     #[serde(deserialize_with = "crate::extract::objects")]
     pub(crate) jobs: Vec<JobDefinition>,
+    /// What the pipeline does to the older pipelines of its project and ref.
+    #[serde(default)]
+    pub(crate) workflow: Option<Workflow>,
+}
+
+/// GitLab's `workflow`, as far as Lockstep reads it.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Workflow {
+    #[serde(default)]
+    pub(crate) auto_cancel: Option<AutoCancelSpec>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AutoCancelSpec {
+    /// What a new pipeline does to the older, unfinished pipelines of its ref (default
+    /// `conservative`).
+    #[serde(default)]
+    pub(crate) on_new_commit: Option<OnNewCommit>,
+}
+
+/// GitLab's `workflow:auto_cancel:on_new_commit`.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum OnNewCommit {
+    /// Cancel an older pipeline whole while every build of it that started is interruptible
+    /// (or none started); leave it alone otherwise.
+    Conservative,
+    /// Cancel the older pipelines' interruptible builds that have not finished.
+    Interruptible,
+    /// Leave older pipelines alone.
+    None,
+}
+
+impl CreatePipeline {
+    /// The auto-cancel rule the body asks for, `conservative` when it says nothing.
+    pub(crate) fn auto_cancel(&self) -> AutoCancel {
+        let rule = self
+            .workflow
+            .as_ref()
+            .and_then(|w| w.auto_cancel.as_ref())
+            .and_then(|a| a.on_new_commit);
+        match rule {
+            None | Some(OnNewCommit::Conservative) => AutoCancel::Conservative,
+            Some(OnNewCommit::Interruptible) => AutoCancel::Interruptible,
+            Some(OnNewCommit::None) => AutoCancel::None,
+        }
+    }
 }
 
 /// One job of a pipeline definition (the schema of `lockstep_domain::JobDefinition`).
@@ -88,6 +137,8 @@ pub(crate) struct JobSpec {
     /// slot is free. A name, as `name` is.
     #[schema(min_length = 1, max_length = 255)]
     resource_group: Option<String>,
+    /// Safe to stop when a newer pipeline on the same ref makes it redundant (default false).
+    interruptible: Option<bool>,
 }
 
 /// A pipeline with all its builds.
@@ -120,6 +171,9 @@ pub(crate) struct PipelineListItem {
     status: String,
     created_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
+    /// The newer pipeline on the same ref that canceled this one (whole, or some of its
+    /// interruptible builds); null otherwise.
+    auto_canceled_by: Option<i64>,
 }
 
 impl From<PipelineSummary> for PipelineListItem {
@@ -132,6 +186,7 @@ impl From<PipelineSummary> for PipelineListItem {
             status: view.status.to_string(),
             created_at: view.created_at,
             finished_at: view.finished_at,
+            auto_canceled_by: view.auto_canceled_by.map(|p| p.0),
         }
     }
 }
@@ -160,6 +215,7 @@ pub(crate) struct Build {
     deployment: Option<Deployment>,
     /// The resource group whose slot it holds from `pending` until it ends.
     resource_group: Option<String>,
+    interruptible: bool,
 }
 
 impl From<BuildView> for Build {
@@ -183,6 +239,7 @@ impl From<BuildView> for Build {
             finished_at: view.finished_at,
             deployment: view.deployment.map(Deployment::from),
             resource_group: view.resource_group,
+            interruptible: view.interruptible,
         }
     }
 }

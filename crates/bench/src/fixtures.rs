@@ -71,6 +71,8 @@ pub(crate) fn create(
             git_ref: "main",
             sha: None,
             definition,
+            // The scenarios' pipelines share one ref and must all run.
+            auto_cancel: lockstep_domain::AutoCancel::None,
         },
         Utc::now(),
     )?;

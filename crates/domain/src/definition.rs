@@ -33,6 +33,35 @@ pub mod limits {
     pub const MAX_GROUP_LIMIT: u32 = 100;
 }
 
+/// What a new pipeline does to the older, unfinished pipelines of its project and ref (GitLab's
+/// `workflow:auto_cancel:on_new_commit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AutoCancel {
+    /// Cancel an older pipeline whole, but only while every build of it that has started is
+    /// interruptible (or none has started): a deploy that started and is not interruptible is
+    /// never interrupted.
+    #[default]
+    Conservative,
+    /// Cancel only the older pipelines' interruptible builds that have not finished.
+    Interruptible,
+    /// Leave older pipelines alone.
+    None,
+}
+
+impl AutoCancel {
+    /// Every value, in declaration order.
+    pub const ALL: [Self; 3] = [Self::Conservative, Self::Interruptible, Self::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Conservative => "conservative",
+            Self::Interruptible => "interruptible",
+            Self::None => "none",
+        }
+    }
+}
+
 /// When a job runs, given how the jobs it needs turned out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -102,6 +131,9 @@ pub struct JobDefinition {
     /// The resource group whose slots this job must hold to run (one at a time, by default).
     #[serde(default)]
     pub resource_group: Option<String>,
+    /// Safe to stop when a newer pipeline on the same ref makes it redundant.
+    #[serde(default)]
+    pub interruptible: bool,
 }
 
 /// What is wrong with a field.
@@ -200,6 +232,7 @@ pub struct ValidJob {
     timeout_seconds: u32,
     retry: u32,
     resource_group: Option<String>,
+    interruptible: bool,
 }
 
 impl ValidJob {
@@ -241,6 +274,9 @@ impl ValidJob {
     }
     pub fn resource_group(&self) -> Option<&str> {
         self.resource_group.as_deref()
+    }
+    pub fn interruptible(&self) -> bool {
+        self.interruptible
     }
 }
 
@@ -361,6 +397,7 @@ fn validate_job(
         timeout_seconds,
         retry,
         resource_group: job.resource_group.clone(),
+        interruptible: job.interruptible,
     })
 }
 

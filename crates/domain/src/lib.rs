@@ -11,8 +11,8 @@ mod status;
 mod transition;
 
 pub use definition::{
-    DefinitionError, JobDefinition, PipelineDefinition, Problem, ValidJob, ValidPipeline, When,
-    limits,
+    AutoCancel, DefinitionError, JobDefinition, PipelineDefinition, Problem, ValidJob,
+    ValidPipeline, When, limits,
 };
 pub use ids::{BuildId, DeploymentId, PipelineId, ProjectId, ResourceGroupId, RunnerId};
 pub use lease::check_holder;

@@ -3,7 +3,7 @@
 //!
 //! Only the latest attempt of each job takes part in processing; older attempts are history.
 
-use crate::definition::{ValidPipeline, When};
+use crate::definition::{AutoCancel, ValidPipeline, When};
 use crate::graph::{JobSet, Needs};
 use crate::ids::{BuildId, ResourceGroupId, RunnerId};
 use crate::lease::check_reporter;
@@ -98,6 +98,8 @@ pub struct BuildState {
     pub has_deployment: bool,
     /// The resource group whose slot it must hold to run, if any.
     pub resource_group: Option<ResourceGroupId>,
+    /// Safe to stop when a newer pipeline on the same ref makes it redundant.
+    pub interruptible: bool,
 }
 
 /// A pipeline and all its build rows, every attempt included.
@@ -131,6 +133,9 @@ pub enum PipelineEvent {
     },
     /// Nothing happened; bring the pipeline's status up to date (after an acquire).
     Refresh,
+    /// A newer pipeline on the same ref was created with this rule: cancel what it allows
+    /// (nothing, when the rule leaves this pipeline alone).
+    Supersede(AutoCancel),
 }
 
 /// A change to an existing build row, with the deployment status that must go with it.
@@ -481,6 +486,39 @@ impl<'a> Work<'a> {
             }
             PipelineEvent::ExpireLeases { now } => self.expire(now),
             PipelineEvent::Refresh => Ok(()),
+            PipelineEvent::Supersede(rule) => self.supersede(rule),
+        }
+    }
+
+    fn supersede(&mut self, rule: AutoCancel) -> Result<(), TransitionError> {
+        if self.pipeline_from.is_terminal() {
+            return Ok(());
+        }
+        match rule {
+            AutoCancel::None => Ok(()),
+            AutoCancel::Conservative => {
+                // Any attempt a runner picked up counts as started, finished ones included.
+                let started_for_good = self
+                    .builds
+                    .iter()
+                    .any(|b| b.runner_id.is_some() && !b.interruptible);
+                if started_for_good {
+                    Ok(())
+                } else {
+                    self.cancel_pipeline()
+                }
+            }
+            AutoCancel::Interruptible => {
+                for slot in 0..self.slots.len() {
+                    if let Some(row) = self.row_of(slot)
+                        && self.builds[row].interruptible
+                        && !self.status[row].is_terminal()
+                    {
+                        self.step(row, BuildEvent::Cancel)?;
+                    }
+                }
+                Ok(())
+            }
         }
     }
 

@@ -44,6 +44,35 @@ pub fn check_group_invariants(conn: &mut PgConnection) -> Result<Vec<Violation>,
         })
 }
 
+/// Every pipeline marked as superseded names a newer pipeline of its project and ref.
+fn check_superseded(conn: &mut PgConnection, out: &mut Vec<Violation>) -> Result<(), StorageError> {
+    let newer = diesel::alias!(pipelines as newer);
+    let marked = pipelines::table
+        .left_join(newer.on(pipelines::auto_canceled_by.eq(newer.field(pipelines::id).nullable())))
+        .filter(pipelines::auto_canceled_by.is_not_null())
+        .select((
+            pipelines::id,
+            pipelines::project_id,
+            pipelines::ref_,
+            pipelines::auto_canceled_by,
+            newer.field(pipelines::project_id).nullable(),
+            newer.field(pipelines::ref_).nullable(),
+        ))
+        .load::<(i64, i64, String, Option<i64>, Option<i64>, Option<String>)>(conn)?;
+    for (id, project, git_ref, by, by_project, by_ref) in marked {
+        let fits = by.is_some_and(|by| by > id)
+            && by_project == Some(project)
+            && by_ref.as_deref() == Some(git_ref.as_str());
+        if !fits {
+            out.push(Violation {
+                rule: "a superseded pipeline names a newer one of its ref",
+                detail: format!("pipeline {id} of ref `{git_ref}` names {by:?}"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Checks every pipeline, build and deployment:
 /// - each deployment's status is the one its build's status maps to, and a build has a
 ///   deployment exactly when it has an environment;
@@ -54,7 +83,8 @@ pub fn check_group_invariants(conn: &mut PgConnection) -> Result<Vec<Violation>,
 /// - no resource group has more holders than slots (but for holders from before its limit was
 ///   lowered), none could grant a slot it has not, and an `oldest_first` group never granted a
 ///   build of a newer pipeline while an older pipeline's build was waiting. The last one reads
-///   the grant times builds keep, so it assumes the group's mode never changed.
+///   the grant times builds keep, so it assumes the group's mode never changed;
+/// - a pipeline marked `auto_canceled_by` names a newer pipeline of the same project and ref.
 pub fn check_invariants(conn: &mut PgConnection) -> Result<Vec<Violation>, StorageError> {
     conn.build_transaction()
         .read_only()
@@ -78,6 +108,7 @@ pub fn check_invariants(conn: &mut PgConnection) -> Result<Vec<Violation>, Stora
                 check_pipeline(id, status, builds, &mut violations);
             }
             groups::check(conn, &mut violations)?;
+            check_superseded(conn, &mut violations)?;
             Ok(violations)
         })
 }

@@ -4,6 +4,7 @@
 //!
 //! | rank | table             | locked by                                                  |
 //! |------|-------------------|------------------------------------------------------------|
+//! | 0    | `pipeline_refs`   | creating a pipeline, first: creations on one ref take turns |
 //! | 1    | `pipelines`       | every transition of a pipeline, first (FOR NO KEY UPDATE)   |
 //! | 2    | `resource_groups` | transitions that change a build of a group; inserted (ON    |
 //! |      |                   | CONFLICT DO NOTHING) in name order by create, then locked   |
@@ -23,7 +24,9 @@
 //! touch rows this transaction already holds and never takes a lock of its own.
 
 use crate::StorageError;
-use crate::schema::{ci_builds, deployments, environments, pipelines, resource_groups};
+use crate::schema::{
+    ci_builds, deployments, environments, pipeline_refs, pipelines, resource_groups,
+};
 use chrono::{DateTime, Utc};
 use diesel::connection::{Connection, TransactionManager};
 use diesel::pg::PgConnection;
@@ -43,6 +46,7 @@ pub(crate) use claim::{ClaimRequest, ClaimedRow};
 #[cfg(feature = "testing")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Table {
+    PipelineRefs,
     Pipelines,
     ResourceGroups,
     CiBuilds,
@@ -53,7 +57,8 @@ pub enum Table {
 #[cfg(feature = "testing")]
 impl Table {
     /// The canonical order, first to last.
-    pub const ORDER: [Self; 5] = [
+    pub const ORDER: [Self; 6] = [
+        Self::PipelineRefs,
         Self::Pipelines,
         Self::ResourceGroups,
         Self::CiBuilds,
@@ -63,6 +68,7 @@ impl Table {
 
     pub fn name(self) -> &'static str {
         match self {
+            Self::PipelineRefs => "pipeline_refs",
             Self::Pipelines => "pipelines",
             Self::ResourceGroups => "resource_groups",
             Self::CiBuilds => "ci_builds",
@@ -80,6 +86,8 @@ impl Table {
 #[derive(Debug)]
 pub(crate) enum Start {}
 #[derive(Debug)]
+pub(crate) enum AtRefs {}
+#[derive(Debug)]
 pub(crate) enum AtPipelines {}
 #[derive(Debug)]
 pub(crate) enum AtGroups {}
@@ -93,7 +101,13 @@ pub(crate) enum AtDeployments {}
 /// `S: Before<N>`: a cursor at `S` may still lock the table of `N`. Implemented only for
 /// strictly earlier positions, which is the whole rule.
 pub(crate) trait Before<N> {}
+impl Before<AtRefs> for Start {}
 impl Before<AtPipelines> for Start {}
+impl Before<AtPipelines> for AtRefs {}
+impl Before<AtGroups> for AtRefs {}
+impl Before<AtBuilds> for AtRefs {}
+impl Before<AtEnvironments> for AtRefs {}
+impl Before<AtDeployments> for AtRefs {}
 impl Before<AtGroups> for Start {}
 impl Before<AtGroups> for AtPipelines {}
 impl Before<AtBuilds> for Start {}
@@ -156,6 +170,44 @@ impl<'c, S> Locks<'c, S> {
             conn: self.conn,
             at: PhantomData,
         }
+    }
+}
+
+impl<'c, S: Before<AtRefs>> Locks<'c, S> {
+    /// Locks a project's ref, creating its row on first use, so that pipelines created on one
+    /// ref take turns: the second waits here until the first commits, and then sees it.
+    pub(crate) fn lock_ref(
+        self,
+        project: ProjectId,
+        git_ref: &str,
+    ) -> Result<Locks<'c, AtRefs>, StorageError> {
+        let mut next = self.advance();
+        diesel::insert_into(pipeline_refs::table)
+            .values((
+                pipeline_refs::project_id.eq(project.0),
+                pipeline_refs::ref_.eq(git_ref),
+            ))
+            .on_conflict_do_nothing()
+            .execute(next.conn())
+            .map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                    ref info,
+                ) if info.constraint_name() == Some("pipeline_refs_project_id_fkey") => {
+                    StorageError::NotFound {
+                        entity: "project",
+                        id: project.0,
+                    }
+                }
+                other => other.into(),
+            })?;
+        pipeline_refs::table
+            .filter(pipeline_refs::project_id.eq(project.0))
+            .filter(pipeline_refs::ref_.eq(git_ref))
+            .select(pipeline_refs::id)
+            .for_no_key_update()
+            .first::<i64>(next.conn())?;
+        Ok(next)
     }
 }
 
@@ -308,10 +360,6 @@ impl LockedGroups {
         self.0.is_empty()
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.0.len()
-    }
-
     pub(crate) fn by_name(&self, name: &str) -> Option<&LockedGroup> {
         self.0.iter().find(|g| g.name == name)
     }
@@ -354,18 +402,29 @@ pub(crate) fn group_rows(rows: Vec<GroupRow>) -> Result<LockedGroups, StorageErr
 }
 
 impl<'c, S: Before<AtGroups>> Locks<'c, S> {
-    /// Locks resource group rows in ascending id. A group that does not exist is left out.
+    /// Locks resource group rows in ascending id: those named by `ids`, and, when `ensure` says
+    /// so, a project's groups by name, created first when absent (for a pipeline being created).
+    /// A group that does not exist is left out.
     pub(crate) fn lock_groups(
         self,
+        ensure: Option<(ProjectId, Vec<&str>)>,
         ids: impl IntoIterator<Item = ResourceGroupId>,
     ) -> Result<(LockedGroups, Locks<'c, AtGroups>), StorageError> {
         let ids = sorted_unique(ids.into_iter().map(|id| id.0));
+        let (project, names) = ensure.unwrap_or((ProjectId(0), Vec::new()));
         let mut next = self.advance();
-        if ids.is_empty() {
+        if ids.is_empty() && names.is_empty() {
             return Ok((LockedGroups::default(), next));
         }
+        let names = insert_groups(next.conn(), project, &names)?;
         let rows = resource_groups::table
-            .filter(resource_groups::id.eq_any(&ids))
+            .filter(
+                resource_groups::id
+                    .eq_any(&ids)
+                    .or(resource_groups::project_id
+                        .eq(project.0)
+                        .and(resource_groups::name.eq_any(&names))),
+            )
             .order(resource_groups::id.asc())
             .select(GROUP_COLUMNS)
             .for_no_key_update()
@@ -383,37 +442,10 @@ impl<'c, S: Before<AtGroups>> Locks<'c, S> {
         names: &[&str],
     ) -> Result<(LockedGroups, Locks<'c, AtGroups>), StorageError> {
         let mut next = self.advance();
-        let mut names: Vec<&str> = names.to_vec();
-        names.sort_unstable();
-        names.dedup();
+        let names = insert_groups(next.conn(), project, names)?;
         if names.is_empty() {
             return Ok((LockedGroups::default(), next));
         }
-        let rows: Vec<_> = names
-            .iter()
-            .map(|name| {
-                (
-                    resource_groups::project_id.eq(project.0),
-                    resource_groups::name.eq(*name),
-                )
-            })
-            .collect();
-        diesel::insert_into(resource_groups::table)
-            .values(&rows)
-            .on_conflict_do_nothing()
-            .execute(next.conn())
-            .map_err(|e| match e {
-                diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::ForeignKeyViolation,
-                    ref info,
-                ) if info.constraint_name() == Some("resource_groups_project_id_fkey") => {
-                    StorageError::NotFound {
-                        entity: "project",
-                        id: project.0,
-                    }
-                }
-                other => other.into(),
-            })?;
         let rows = resource_groups::table
             .filter(resource_groups::project_id.eq(project.0))
             .filter(resource_groups::name.eq_any(&names))
@@ -423,6 +455,47 @@ impl<'c, S: Before<AtGroups>> Locks<'c, S> {
             .load::<GroupRow>(next.conn())?;
         Ok((group_rows(rows)?, next))
     }
+}
+
+/// Inserts a project's groups named `names` that do not exist yet, in name order (an insert can
+/// wait on another transaction inserting the same name); returns the names, sorted, once each.
+fn insert_groups<'n>(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    names: &[&'n str],
+) -> Result<Vec<&'n str>, StorageError> {
+    let mut names: Vec<&str> = names.to_vec();
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        return Ok(names);
+    }
+    let rows: Vec<_> = names
+        .iter()
+        .map(|name| {
+            (
+                resource_groups::project_id.eq(project.0),
+                resource_groups::name.eq(*name),
+            )
+        })
+        .collect();
+    diesel::insert_into(resource_groups::table)
+        .values(&rows)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .map_err(|e| match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+                ref info,
+            ) if info.constraint_name() == Some("resource_groups_project_id_fkey") => {
+                StorageError::NotFound {
+                    entity: "project",
+                    id: project.0,
+                }
+            }
+            other => other.into(),
+        })?;
+    Ok(names)
 }
 
 const GROUP_COLUMNS: (
@@ -482,20 +555,21 @@ impl<'c> Locks<'c, Start> {
 }
 
 impl<'c, S: Before<AtEnvironments>> Locks<'c, S> {
-    /// Makes sure a project's environments exist and returns their ids by name. Inserting can
-    /// wait on another transaction inserting the same name, so names go in sorted order.
+    /// Makes sure a project's environments exist and returns their ids by name (nothing when
+    /// there is no project to ensure them for). Inserting can wait on another transaction
+    /// inserting the same name, so names go in sorted order.
     pub(crate) fn ensure_environments(
         self,
-        project: ProjectId,
+        project: Option<ProjectId>,
         names: &[&str],
     ) -> Result<(BTreeMap<String, i64>, Locks<'c, AtEnvironments>), StorageError> {
         let mut next = self.advance();
         let mut names: Vec<&str> = names.to_vec();
         names.sort_unstable();
         names.dedup();
-        if names.is_empty() {
+        let Some(project) = project.filter(|_| !names.is_empty()) else {
             return Ok((BTreeMap::new(), next));
-        }
+        };
         let rows: Vec<_> = names
             .iter()
             .map(|name| {

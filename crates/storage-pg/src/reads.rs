@@ -30,6 +30,8 @@ pub struct PipelineSummary {
     pub status: PipelineStatus,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The newer pipeline on the same ref that canceled this one, whole or in part.
+    pub auto_canceled_by: Option<PipelineId>,
 }
 
 /// Which page of a project's pipelines to list, newest first.
@@ -66,6 +68,7 @@ pub struct BuildView {
     pub deployment: Option<DeploymentView>,
     /// The resource group whose slot it must hold to run.
     pub resource_group: Option<String>,
+    pub interruptible: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +86,7 @@ type PipelineRow = (
     String,
     DateTime<Utc>,
     Option<DateTime<Utc>>,
+    Option<i64>,
 );
 
 const PIPELINE_COLUMNS: (
@@ -93,6 +97,7 @@ const PIPELINE_COLUMNS: (
     pipelines::status,
     pipelines::created_at,
     pipelines::finished_at,
+    pipelines::auto_canceled_by,
 ) = (
     pipelines::id,
     pipelines::project_id,
@@ -101,10 +106,11 @@ const PIPELINE_COLUMNS: (
     pipelines::status,
     pipelines::created_at,
     pipelines::finished_at,
+    pipelines::auto_canceled_by,
 );
 
 fn pipeline_summary(row: PipelineRow) -> Result<PipelineSummary, StorageError> {
-    let (id, project_id, git_ref, sha, status, created_at, finished_at) = row;
+    let (id, project_id, git_ref, sha, status, created_at, finished_at, auto_canceled_by) = row;
     Ok(PipelineSummary {
         id: PipelineId(id),
         project_id: ProjectId(project_id),
@@ -113,6 +119,7 @@ fn pipeline_summary(row: PipelineRow) -> Result<PipelineSummary, StorageError> {
         status: parse("pipelines.status", &status)?,
         created_at,
         finished_at,
+        auto_canceled_by: auto_canceled_by.map(PipelineId),
     })
 }
 
@@ -213,7 +220,7 @@ type BuildRow = (
         Option<DateTime<Utc>>,
     ),
     (Option<i64>, Option<String>, Option<String>),
-    Option<String>,
+    (Option<String>, bool),
 );
 
 /// Which builds to select.
@@ -258,7 +265,7 @@ fn select_builds(conn: &mut PgConnection, which: Builds) -> Result<Vec<BuildView
                 deployments::status.nullable(),
                 environments::name.nullable(),
             ),
-            resource_groups::name.nullable(),
+            (resource_groups::name.nullable(), ci_builds::interruptible),
         ))
         .into_boxed();
     let query = match which {
@@ -274,7 +281,7 @@ fn build_view(row: BuildRow) -> Result<BuildView, StorageError> {
         (id, name, stage, status, run_when, allow_failure, needs, tags, script, attempt),
         times,
         deployment,
-        resource_group,
+        (resource_group, interruptible),
     ) = row;
     let (
         pipeline_id,
@@ -319,6 +326,7 @@ fn build_view(row: BuildRow) -> Result<BuildView, StorageError> {
         finished_at,
         deployment,
         resource_group,
+        interruptible,
     })
 }
 

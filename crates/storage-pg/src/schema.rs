@@ -35,6 +35,7 @@ diesel::table! {
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
         resource_group_id -> Nullable<Int8>,
+        interruptible -> Bool,
     }
 }
 
@@ -60,6 +61,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    pipeline_refs (id) {
+        id -> Int8,
+        project_id -> Int8,
+        #[sql_name = "ref"]
+        ref_ -> Text,
+    }
+}
+
+diesel::table! {
     pipelines (id) {
         id -> Int8,
         project_id -> Int8,
@@ -70,6 +80,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         finished_at -> Nullable<Timestamptz>,
+        auto_canceled_by -> Nullable<Int8>,
     }
 }
 
@@ -112,6 +123,7 @@ diesel::joinable!(ci_builds -> runners (runner_id));
 diesel::joinable!(deployments -> ci_builds (build_id));
 diesel::joinable!(deployments -> environments (environment_id));
 diesel::joinable!(environments -> projects (project_id));
+diesel::joinable!(pipeline_refs -> projects (project_id));
 diesel::joinable!(pipelines -> projects (project_id));
 diesel::joinable!(resource_groups -> projects (project_id));
 
@@ -120,6 +132,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     ci_builds,
     deployments,
     environments,
+    pipeline_refs,
     pipelines,
     projects,
     resource_groups,

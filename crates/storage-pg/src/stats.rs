@@ -21,10 +21,12 @@ pub enum TransitionKind {
     ExpireLeases,
     Refresh,
     ConfigureResourceGroup,
+    /// An older pipeline that a new one on its ref canceled, whole or in part.
+    AutoCancel,
 }
 
 impl TransitionKind {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 16] = [
         Self::CreatePipeline,
         Self::Acquire,
         Self::Heartbeat,
@@ -40,6 +42,7 @@ impl TransitionKind {
         Self::ExpireLeases,
         Self::Refresh,
         Self::ConfigureResourceGroup,
+        Self::AutoCancel,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +62,7 @@ impl TransitionKind {
             Self::ExpireLeases => "expire_leases",
             Self::Refresh => "refresh",
             Self::ConfigureResourceGroup => "configure_resource_group",
+            Self::AutoCancel => "auto_cancel",
         }
     }
 

@@ -65,6 +65,8 @@ pub struct CreatedPipeline {
     /// Build ids in job order.
     pub builds: Vec<BuildId>,
     pub deployments: usize,
+    /// The older pipelines of its ref it canceled, whole or in part, in ascending id.
+    pub superseded: Vec<PipelineId>,
 }
 
 /// An acquired build with everything a runner needs, read in the claim statement.
@@ -130,7 +132,10 @@ impl<'a> Transitions<'a> {
         Self { conn, stats }
     }
 
-    /// Creates a pipeline with its builds and deployments; builds whose needs allow start pending.
+    /// Creates a pipeline with its builds and deployments; builds whose needs allow start pending
+    /// (or, in a resource group, waiting for a slot). In the same transaction the older,
+    /// unfinished pipelines of its ref lose what its `auto_cancel` rule allows, and carry
+    /// `auto_canceled_by` if they lost anything.
     pub fn create_pipeline(
         &mut self,
         new: &NewPipeline<'_>,
@@ -141,6 +146,9 @@ impl<'a> Transitions<'a> {
             create::create(conn, new, now)
         })?;
         self.stats.committed(kind);
+        for _ in &created.superseded {
+            self.stats.committed(TransitionKind::AutoCancel);
+        }
         Ok(created)
     }
 

@@ -10,14 +10,14 @@ use crate::StorageError;
 use crate::locking::{LockedBuilds, LockedDeployments, LockedGroups, LockedPipeline};
 use crate::prepared::{Prepared, Statement};
 use crate::rows::to_int;
-use crate::schema::{ci_builds, deployments, resource_groups};
+use crate::schema::{ci_builds, deployments, pipelines, resource_groups};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 use lockstep_domain::{
-    BuildChange, BuildId, BuildStatus, DeploymentId, DeploymentStatus, NewAttempt, PipelineStatus,
-    ProcessMode, ResourceGroupId,
+    BuildChange, BuildId, BuildStatus, DeploymentId, DeploymentStatus, NewAttempt, PipelineId,
+    PipelineStatus, ProcessMode, ResourceGroupId,
 };
 use std::collections::BTreeMap;
 
@@ -228,6 +228,7 @@ pub(crate) fn insert_attempt(
         b::timeout_seconds,
         b::retry_limit,
         b::resource_group_id,
+        b::interruptible,
         to_int(attempt.attempt).into_sql::<Integer>(),
         attempt.status.as_str().into_sql::<Text>(),
         // A new attempt of a group's build that waits, or got its slot, takes the group's clock.
@@ -255,11 +256,28 @@ pub(crate) fn insert_attempt(
             b::timeout_seconds,
             b::retry_limit,
             b::resource_group_id,
+            b::interruptible,
             b::attempt,
             b::status,
             b::queued_at,
             b::finished_at,
         ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Marks held pipelines as superseded by the newer pipeline `by`.
+pub(crate) fn mark_superseded(
+    conn: &mut PgConnection,
+    held: &[&LockedPipeline],
+    by: PipelineId,
+) -> Result<(), StorageError> {
+    if held.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = held.iter().map(|p| p.id).collect();
+    diesel::update(pipelines::table.filter(pipelines::id.eq_any(ids)))
+        .set(pipelines::auto_canceled_by.eq(by.0))
         .execute(conn)?;
     Ok(())
 }

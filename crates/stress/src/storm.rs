@@ -8,7 +8,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use lockstep_domain::{
-    BuildId, BuildResult, BuildStatus, FailureReason, PipelineId, ProjectId, RunnerId,
+    AutoCancel, BuildId, BuildResult, BuildStatus, FailureReason, PipelineId, ProjectId, RunnerId,
     ValidPipeline,
 };
 use lockstep_storage_pg::{
@@ -30,6 +30,9 @@ pub struct StormConfig {
 
 /// Pipelines the threads share: the most recent ones, with the ids of their builds.
 const WORKING_SET: usize = 24;
+
+/// The refs pipelines are created on: few, so that new pipelines keep superseding older ones.
+const REFS: [&str; 3] = ["main", "feature/a", "feature/b"];
 
 struct Shared {
     deadline: Instant,
@@ -230,11 +233,19 @@ impl Worker<'_> {
 
     fn create(&mut self) {
         let definition = &self.shared.pipelines[self.rng.usize(..self.shared.pipelines.len())];
+        let git_ref = REFS[self.rng.usize(..REFS.len())];
+        // Half the pipelines leave their ref's older ones alone, so that deploys still happen.
+        let auto_cancel = match self.rng.u32(0..10) {
+            0..=4 => AutoCancel::None,
+            5..=7 => AutoCancel::Conservative,
+            _ => AutoCancel::Interruptible,
+        };
         let new = NewPipeline {
             project: self.shared.project,
-            git_ref: "main",
+            git_ref,
             sha: None,
             definition,
+            auto_cancel,
         };
         let mut transitions = Transitions::new(&mut self.conn, &self.shared.stats);
         let result = transitions.create_pipeline(&new, Utc::now());

@@ -93,6 +93,10 @@ fn env(job: JobDefinition, environment: &str) -> JobDefinition {
     with(job, |j| j.environment = Some(environment.to_owned()))
 }
 
+fn interruptible(job: JobDefinition) -> JobDefinition {
+    with(job, |j| j.interruptible = true)
+}
+
 fn group(job: JobDefinition, group: &str) -> JobDefinition {
     with(job, |j| j.resource_group = Some(group.to_owned()))
 }
@@ -107,9 +111,9 @@ fn needs(job: JobDefinition, needs: &[&str]) -> JobDefinition {
 /// groups.
 pub(crate) fn pipelines() -> Vec<ValidPipeline> {
     let release = vec![
-        job("build", "build"),
-        job("unit", "test"),
-        job("lint", "test"),
+        interruptible(job("build", "build")),
+        interruptible(job("unit", "test")),
+        interruptible(job("lint", "test")),
         group(env(job("staging", "deploy"), "staging"), "staging"),
         group(
             env(needs(job("production", "deploy"), &["unit"]), "production"),
@@ -126,7 +130,7 @@ pub(crate) fn pipelines() -> Vec<ValidPipeline> {
         "approval",
     );
     let mut fan_out = vec![job("prepare", "prepare"), gate];
-    fan_out.extend((1..=6).map(|i| job(&format!("test-{i}"), "test")));
+    fan_out.extend((1..=6).map(|i| interruptible(job(&format!("test-{i}"), "test"))));
     fan_out.extend((1..=3).map(|i| {
         group(
             env(job(&format!("qa-{i}"), "deploy"), &format!("qa/{i}")),

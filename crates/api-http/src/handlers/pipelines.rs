@@ -40,6 +40,7 @@ pub(crate) async fn create(
     if let Some(sha) = &body.sha {
         check_sha(sha)?;
     }
+    let auto_cancel = body.auto_cancel();
     let definition = PipelineDefinition { jobs: body.jobs }.validate()?;
     let pipeline = with_conn(&state, move |conn, stats| {
         let new = NewPipeline {
@@ -47,6 +48,7 @@ pub(crate) async fn create(
             git_ref: &body.git_ref,
             sha: body.sha.as_deref(),
             definition: &definition,
+            auto_cancel,
         };
         let created = Transitions::new(conn, stats).create_pipeline(&new, Utc::now())?;
         load_pipeline(conn, created.id)

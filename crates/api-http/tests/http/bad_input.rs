@@ -941,6 +941,33 @@ fn pipeline_definitions(f: &Fixture) -> Vec<Case<'_>> {
     ]
 }
 
+/// `workflow` and `interruptible` that do not read: 400, naming the JSON path.
+fn auto_cancel_bodies(f: &Fixture) -> Vec<Case<'_>> {
+    vec![
+        submit(
+            f,
+            "an unknown auto-cancel rule",
+            &valid_with(&json!({ "workflow": { "auto_cancel": { "on_new_commit": "always" } } })),
+        )
+        .is(400, "bad_request")
+        .field("workflow.auto_cancel.on_new_commit"),
+        submit(
+            f,
+            "an unknown workflow key",
+            &valid_with(&json!({ "workflow": { "rules": [] } })),
+        )
+        .is(400, "bad_request")
+        .field("workflow.rules"),
+        submit(
+            f,
+            "a string for interruptible",
+            &job_a(&json!({ "interruptible": "yes" })),
+        )
+        .is(400, "bad_request")
+        .field("jobs[0].interruptible"),
+    ]
+}
+
 /// Every name field of a submission follows the domain's one rule for names, the `ref` as much
 /// as the job, stage, environment and tag names: surrounding spaces are refused everywhere.
 fn submitted_names(f: &Fixture) -> Vec<Case<'_>> {
@@ -1534,6 +1561,7 @@ fn all_cases(f: &Fixture) -> Vec<Case<'_>> {
         pipeline_bodies(f),
         pipeline_definitions(f),
         submitted_names(f),
+        auto_cancel_bodies(f),
         pipeline_reads(f),
         builds(f),
         environments(f),

@@ -90,6 +90,7 @@ async fn a_build_made_pending_elsewhere_wakes_the_runner() {
                     git_ref: "main",
                     sha: None,
                     definition: &definition,
+                    auto_cancel: lockstep_domain::AutoCancel::None,
                 },
                 Utc::now(),
             )

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod auto_cancel;
 mod bad_input;
 mod batch;
 mod concurrency;

@@ -159,11 +159,13 @@ impl TestApp {
         )
     }
 
-    /// Submits a pipeline and returns its JSON.
+    /// Submits a pipeline and returns its JSON. Tests of other things put pipelines side by
+    /// side on one ref, so it leaves older ones alone; auto-cancel has tests of its own.
     pub(crate) async fn pipeline(&self, project: i64, jobs: Value) -> Value {
         self.post(
             &format!("/api/v1/projects/{project}/pipelines"),
-            &json!({ "ref": "main", "sha": "abc123", "jobs": jobs }),
+            &json!({ "ref": "main", "sha": "abc123", "jobs": jobs,
+                     "workflow": { "auto_cancel": { "on_new_commit": "none" } } }),
         )
         .await
         .expect(StatusCode::CREATED)

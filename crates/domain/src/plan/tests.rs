@@ -13,6 +13,10 @@ const OTHER_RUNNER: RunnerId = RunnerId(2);
 
 /// One job as it stands before the event: its latest (and only) attempt.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each flag is one property of a job definition, set by its own builder method"
+)]
 struct Job {
     name: &'static str,
     stage: u32,
@@ -24,6 +28,7 @@ struct Job {
     failure_reason: Option<FailureReason>,
     /// In resource group 1.
     group: bool,
+    interruptible: bool,
 }
 
 fn job(name: &'static str, stage: u32, status: BuildStatus) -> Job {
@@ -37,6 +42,7 @@ fn job(name: &'static str, stage: u32, status: BuildStatus) -> Job {
         retry: 0,
         failure_reason: None,
         group: false,
+        interruptible: false,
     }
 }
 
@@ -61,6 +67,11 @@ impl Job {
         self
     }
 
+    fn interruptible(mut self) -> Self {
+        self.interruptible = true;
+        self
+    }
+
     fn grouped(mut self) -> Self {
         self.group = true;
         self
@@ -80,6 +91,7 @@ enum Event {
     Play(&'static str),
     Retry(&'static str),
     CancelPipeline,
+    Supersede(AutoCancel),
     ExpireLeases,
 }
 
@@ -115,6 +127,7 @@ fn state(jobs: &[Job]) -> PipelineState {
                 failure_reason: job.failure_reason,
                 has_deployment: job.environment,
                 resource_group: job.group.then_some(ResourceGroupId(1)),
+                interruptible: job.interruptible,
             }
         })
         .collect();
@@ -152,6 +165,7 @@ fn event(state: &PipelineState, event: Event) -> PipelineEvent {
         Event::Play(name) => PipelineEvent::PlayBuild(id(name)),
         Event::Retry(name) => PipelineEvent::RetryBuild(id(name)),
         Event::CancelPipeline => PipelineEvent::CancelPipeline,
+        Event::Supersede(rule) => PipelineEvent::Supersede(rule),
         Event::ExpireLeases => PipelineEvent::ExpireLeases {
             now: lease_end() + chrono::TimeDelta::seconds(1),
         },
@@ -426,6 +440,55 @@ fn a_job_of_a_resource_group_waits_for_a_slot_before_it_runs() {
         ],
         Event::CancelPipeline,
         "build success, deploy canceled (deployment canceled) => canceled",
+    );
+}
+
+#[test]
+fn a_newer_pipeline_cancels_what_its_rule_allows() {
+    // Nothing started yet, or only interruptible builds: canceled whole.
+    let untouched = [
+        job("test", 0, S::Pending),
+        job("deploy", 1, S::Created).deploys(),
+    ];
+    check(
+        "conservative, nothing started",
+        &untouched,
+        Event::Supersede(AutoCancel::Conservative),
+        "test canceled, deploy canceled (deployment canceled) => canceled",
+    );
+    let testing = [
+        job("test", 0, S::Running).interruptible(),
+        job("deploy", 1, S::Created).deploys(),
+    ];
+    check(
+        "conservative, only interruptible builds started",
+        &testing,
+        Event::Supersede(AutoCancel::Conservative),
+        "test canceling, deploy canceled (deployment canceled) => canceling",
+    );
+    // A deploy that started and is not interruptible is never interrupted.
+    let deploying = [
+        job("test", 0, S::Success).interruptible(),
+        job("deploy", 1, S::Running).deploys(),
+        job("notify", 2, S::Created).interruptible(),
+    ];
+    check(
+        "conservative, a non-interruptible build started",
+        &deploying,
+        Event::Supersede(AutoCancel::Conservative),
+        "test success, deploy running, notify created => running",
+    );
+    check(
+        "interruptible: only the interruptible builds that have not finished",
+        &deploying,
+        Event::Supersede(AutoCancel::Interruptible),
+        "test success, deploy running, notify canceled => running",
+    );
+    check(
+        "none",
+        &testing,
+        Event::Supersede(AutoCancel::None),
+        "test running, deploy created => running",
     );
 }
 

@@ -2,8 +2,8 @@
 //! domain's single-pass processing can be compared with something written independently.
 
 use lockstep_domain::{
-    BuildEvent, BuildId, BuildResult, BuildState, BuildStatus, FailureReason, IllegalTransition,
-    PipelineEvent, PipelineState, PipelineStatus, TransitionError, When,
+    AutoCancel, BuildEvent, BuildId, BuildResult, BuildState, BuildStatus, FailureReason,
+    IllegalTransition, PipelineEvent, PipelineState, PipelineStatus, TransitionError, When,
 };
 use std::collections::HashMap;
 
@@ -294,6 +294,29 @@ impl<'a> Rules<'a> {
             }
             PipelineEvent::CancelPipeline
                 if self.latest[row]
+                    && !build.status.is_terminal()
+                    && !self.state.status.is_terminal() =>
+            {
+                Some(BuildEvent::Cancel)
+            }
+            // A newer pipeline cancels this one whole while no build that started (any
+            // attempt) is non-interruptible.
+            PipelineEvent::Supersede(AutoCancel::Conservative)
+                if self.latest[row]
+                    && !build.status.is_terminal()
+                    && !self.state.status.is_terminal()
+                    && !self
+                        .state
+                        .builds
+                        .iter()
+                        .any(|b| b.runner_id.is_some() && !b.interruptible) =>
+            {
+                Some(BuildEvent::Cancel)
+            }
+            // ... or cancels only its unfinished interruptible builds.
+            PipelineEvent::Supersede(AutoCancel::Interruptible)
+                if self.latest[row]
+                    && build.interruptible
                     && !build.status.is_terminal()
                     && !self.state.status.is_terminal() =>
             {

@@ -150,6 +150,7 @@ impl Store {
                 failure_reason: None,
                 has_deployment: job.environment().is_some(),
                 resource_group: job.resource_group().map(|_| ResourceGroupId(1)),
+                interruptible: job.interruptible(),
             })
             .collect();
         let next_id = i64::try_from(builds.len()).expect("few jobs") + 1;
@@ -250,6 +251,7 @@ impl Store {
                 self.send(events[pick.index(events.len())]);
             }
             Action::CancelPipeline => self.send(PipelineEvent::CancelPipeline),
+            Action::Supersede(rule) => self.send(PipelineEvent::Supersede(*rule)),
             Action::RetryPipeline => self.send(PipelineEvent::RetryPipeline),
             Action::ExpireLeases { minutes_ahead } => self.send(PipelineEvent::ExpireLeases {
                 now: timestamp(self.clock + minutes_ahead * MINUTE),

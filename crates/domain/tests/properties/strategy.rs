@@ -1,6 +1,6 @@
 //! Generators: valid pipeline definitions and the actions a run is made of.
 
-use lockstep_domain::{JobDefinition, PipelineDefinition, When, limits};
+use lockstep_domain::{AutoCancel, JobDefinition, PipelineDefinition, When, limits};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -63,6 +63,8 @@ pub(crate) enum Action {
     /// A build event naming an id that is not part of the pipeline; the index picks the event.
     UnknownBuild(Index),
     CancelPipeline,
+    /// A newer pipeline on the same ref supersedes this one, by this rule.
+    Supersede(AutoCancel),
     RetryPipeline,
     /// Expires leases as of this many minutes after the run's clock.
     ExpireLeases {
@@ -116,6 +118,7 @@ fn action() -> impl Strategy<Value = Action> {
         2 => any::<Index>().prop_map(Action::RetryBuild),
         1 => any::<Index>().prop_map(Action::UnknownBuild),
         1 => Just(Action::CancelPipeline),
+        1 => prop::sample::select(AutoCancel::ALL.to_vec()).prop_map(Action::Supersede),
         1 => Just(Action::RetryPipeline),
         2 => (0..=6i64).prop_map(|minutes_ahead| Action::ExpireLeases { minutes_ahead }),
         1 => Just(Action::Refresh),
@@ -136,6 +139,7 @@ struct JobSeed {
     environment: Option<&'static str>,
     /// In the pipeline's one resource group.
     grouped: bool,
+    interruptible: bool,
 }
 
 fn pipelines() -> impl Strategy<Value = PipelineDefinition> {
@@ -160,9 +164,10 @@ fn job_seed(jobs: usize, stages: usize) -> impl Strategy<Value = JobSeed> {
         0..=limits::MAX_RETRY,
         prop::option::weighted(0.3, prop::sample::select(vec!["production", "staging"])),
         prop::bool::weighted(0.25),
+        prop::bool::weighted(0.5),
     )
         .prop_map(
-            |(stage, needs, level, when, allow_failure, retry, environment, grouped)| JobSeed {
+            |(
                 stage,
                 needs,
                 level,
@@ -171,6 +176,17 @@ fn job_seed(jobs: usize, stages: usize) -> impl Strategy<Value = JobSeed> {
                 retry,
                 environment,
                 grouped,
+                interruptible,
+            )| JobSeed {
+                stage,
+                needs,
+                level,
+                when,
+                allow_failure,
+                retry,
+                environment,
+                grouped,
+                interruptible,
             },
         )
 }
@@ -220,6 +236,7 @@ fn define(seeds: &[JobSeed]) -> PipelineDefinition {
             environment: seed.environment.map(str::to_owned),
             retry: Some(seed.retry),
             resource_group: seed.grouped.then(|| "deploys".to_owned()),
+            interruptible: seed.interruptible,
             ..JobDefinition::default()
         })
         .collect();

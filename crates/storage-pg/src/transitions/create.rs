@@ -1,14 +1,16 @@
-//! Creating a pipeline: the pipeline, its builds and their deployments in one transaction.
+//! Creating a pipeline: the pipeline, its builds and their deployments, and the supersede of the
+//! older pipelines of its ref, in one transaction.
 //!
 //! Whatever the number of jobs, the rows go in with two statements of fixed text: one for the
 //! pipeline and its builds, one for the deployments (with the environments ensured between them,
 //! in the lock order), each taking one array per column. A pipeline of 1,000 builds used to be a
 //! 16,000-parameter VALUES list that PostgreSQL parsed and planned every time.
 
-use super::allocate;
-use crate::locking::{AtBuilds, LockedGroups, Locks};
+use super::pipeline::{Answer, Request, execute};
+use crate::locking::{Busy, LockedGroups, Locks, PipelineOf};
 use crate::prepared::{Prepared, Statement};
 use crate::rows::to_int;
+use crate::schema::pipelines;
 use crate::write;
 use crate::{CreatedPipeline, StorageError};
 use chrono::{DateTime, Utc};
@@ -17,47 +19,169 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 use lockstep_domain::{
-    BuildId, BuildStatus, DeploymentStatus, PipelineId, PipelineStatus, ProjectId, ValidJob,
-    ValidPipeline, plan_new_pipeline,
+    AutoCancel, BuildId, BuildStatus, DeploymentStatus, PipelineEvent, PipelineId, PipelineStatus,
+    ProjectId, ValidJob, ValidPipeline, plan_new_pipeline,
 };
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-/// What a new pipeline is made of: its project, ref and validated jobs.
+/// What a new pipeline is made of: its project, ref and validated jobs, and what it does to the
+/// older pipelines of its ref.
 #[derive(Debug, Clone, Copy)]
 pub struct NewPipeline<'a> {
     pub project: ProjectId,
     pub git_ref: &'a str,
     pub sha: Option<&'a str>,
     pub definition: &'a ValidPipeline,
+    pub auto_cancel: AutoCancel,
 }
 
-/// Locks, in the canonical order: the pipeline's resource groups (ensured first, by name), the
-/// waiting builds they grant a slot to, the environments (ensured, by name). The pipeline, its
-/// builds and deployments are new rows, which no other transaction can wait for.
+/// Creates a pipeline and supersedes the older, unfinished pipelines of its ref, in one
+/// transaction. It locks the ref first (rank 0), so creations on one ref take turns, reads the
+/// ref's unfinished pipelines, and runs their supersede events through the executor, which
+/// inserts the new pipeline's rows at their place in the lock order (`Creation`).
 pub(crate) fn create(
     conn: &mut PgConnection,
     new: &NewPipeline<'_>,
     now: DateTime<Utc>,
 ) -> Result<CreatedPipeline, StorageError> {
-    let (statuses, status) = plan_new_pipeline(new.definition);
-    let group_names: Vec<&str> = new
-        .definition
-        .jobs()
-        .iter()
-        .filter_map(ValidJob::resource_group)
+    let mut locks = Locks::begin(conn)?.lock_ref(new.project, new.git_ref)?;
+    // A rule that leaves older pipelines alone need not even wait for them.
+    let older = match new.auto_cancel {
+        AutoCancel::None => Vec::new(),
+        _ => unfinished_pipelines(locks.conn(), new.project, new.git_ref)?,
+    };
+    let requests: Vec<Request> = older
+        .into_iter()
+        .map(|id| {
+            (
+                PipelineOf::Id(id),
+                PipelineEvent::Supersede(new.auto_cancel),
+            )
+        })
         .collect();
-    let (groups, mut locks) = Locks::begin(conn)?.ensure_groups(new.project, &group_names)?;
-    let (pipeline_id, builds) =
-        insert_pipeline(locks.conn(), new, status, &statuses, &groups, now)?;
-    // Its builds of a group that may run start waiting; the groups grant what they can at once.
-    let (_, locks) = allocate::grant_free_slots(locks, &groups, now)?;
-    let deployments = insert_deployments(locks, new, &builds, &statuses, now)?;
-    Ok(CreatedPipeline {
-        id: pipeline_id,
-        status,
-        builds,
-        deployments,
-    })
+    let mut creation = Creation::new(new);
+    let answers = execute(locks, &requests, Busy::Wait, Some(&mut creation), now)?;
+    let superseded = answers
+        .into_iter()
+        .filter_map(|answer| match answer {
+            Answer::Applied(applied) if !applied.is_noop() => Some(applied.pipeline_id),
+            _ => None,
+        })
+        .collect();
+    creation.created(superseded)
+}
+
+/// The ref's pipelines that have not finished, in ascending id. Read under the ref's lock, so
+/// none is being created; one may finish meanwhile, and superseding it then changes nothing.
+fn unfinished_pipelines(
+    conn: &mut PgConnection,
+    project: ProjectId,
+    git_ref: &str,
+) -> Result<Vec<PipelineId>, StorageError> {
+    Ok(pipelines::table
+        .filter(pipelines::project_id.eq(project.0))
+        .filter(pipelines::ref_.eq(git_ref))
+        .filter(pipelines::finished_at.is_null())
+        .order(pipelines::id.asc())
+        .select(pipelines::id)
+        .load::<i64>(conn)?
+        .into_iter()
+        .map(PipelineId)
+        .collect())
+}
+
+/// A pipeline being created inside the executor's transaction: its groups are ensured with
+/// the groups the other plans touch (rank 2), its pipeline and builds inserted right after
+/// (new rows, which nobody waits for, and which the groups' grants then see), its environments
+/// ensured after the builds (rank 4), its deployments inserted after that.
+#[derive(Debug)]
+pub(crate) struct Creation<'a> {
+    new: &'a NewPipeline<'a>,
+    statuses: Vec<BuildStatus>,
+    status: PipelineStatus,
+    inserted: Option<(PipelineId, Vec<BuildId>)>,
+    deployments: usize,
+}
+
+impl<'a> Creation<'a> {
+    fn new(new: &'a NewPipeline<'a>) -> Self {
+        let (statuses, status) = plan_new_pipeline(new.definition);
+        Self {
+            new,
+            statuses,
+            status,
+            inserted: None,
+            deployments: 0,
+        }
+    }
+
+    pub(crate) fn project(&self) -> ProjectId {
+        self.new.project
+    }
+
+    /// The id of the pipeline, once inserted.
+    pub(crate) fn id(&self) -> Option<PipelineId> {
+        self.inserted.as_ref().map(|(id, _)| *id)
+    }
+
+    pub(crate) fn group_names(&self) -> Vec<&'a str> {
+        self.new
+            .definition
+            .jobs()
+            .iter()
+            .filter_map(ValidJob::resource_group)
+            .collect()
+    }
+
+    pub(crate) fn environment_names(&self) -> Vec<&'a str> {
+        self.new
+            .definition
+            .jobs()
+            .iter()
+            .filter_map(ValidJob::environment)
+            .collect()
+    }
+
+    /// Inserts the pipeline and its builds, once its groups are held. Its builds of a group
+    /// that may run start waiting; the executor's grants then give them what slots there are.
+    pub(crate) fn insert_pipeline(
+        &mut self,
+        conn: &mut PgConnection,
+        groups: &LockedGroups,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let inserted = insert_pipeline(conn, self.new, self.status, &self.statuses, groups, now)?;
+        self.inserted = Some(inserted);
+        Ok(())
+    }
+
+    /// Inserts the deployments, once the environments are ensured.
+    pub(crate) fn insert_deployments(
+        &mut self,
+        conn: &mut PgConnection,
+        environments: &BTreeMap<String, i64>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        let Some((_, builds)) = &self.inserted else {
+            return Err(StorageError::corrupt("deployments before their pipeline"));
+        };
+        self.deployments =
+            insert_deployments(conn, self.new, builds, &self.statuses, environments, now)?;
+        Ok(())
+    }
+
+    fn created(self, superseded: Vec<PipelineId>) -> Result<CreatedPipeline, StorageError> {
+        let (id, builds) = self
+            .inserted
+            .ok_or_else(|| StorageError::corrupt("a created pipeline was never inserted"))?;
+        Ok(CreatedPipeline {
+            id,
+            status: self.status,
+            builds,
+            deployments: self.deployments,
+            superseded,
+        })
+    }
 }
 
 /// Inserts the pipeline and its builds; returns the pipeline's id and the builds' ids in job
@@ -88,6 +212,7 @@ fn insert_pipeline(
     let needs: Vec<Option<String>> = jobs.iter().map(|j| j.needs().map(array_literal)).collect();
     let environments: Vec<Option<&str>> = jobs.iter().map(ValidJob::environment).collect();
     let allow_failure: Vec<bool> = jobs.iter().map(ValidJob::allow_failure).collect();
+    let interruptible: Vec<bool> = jobs.iter().map(ValidJob::interruptible).collect();
     let build_statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
     let queued: Vec<bool> = statuses.iter().map(|s| write::is_queued(*s)).collect();
     let finished: Vec<bool> = statuses.iter().map(|s| s.is_terminal()).collect();
@@ -113,6 +238,7 @@ fn insert_pipeline(
         .bind::<Array<Bool>, _>(queued)
         .bind::<Array<Bool>, _>(finished)
         .bind::<Array<Nullable<BigInt>>, _>(group_ids)
+        .bind::<Array<Bool>, _>(interruptible)
         .load::<InsertedBuild>(conn)
         .map_err(|e| match e {
             DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, ref info)
@@ -191,22 +317,18 @@ fn array_literal(items: &[String]) -> String {
 }
 
 fn insert_deployments(
-    locks: Locks<'_, AtBuilds>,
+    conn: &mut PgConnection,
     new: &NewPipeline<'_>,
     builds: &[BuildId],
     statuses: &[BuildStatus],
+    environments: &BTreeMap<String, i64>,
     now: DateTime<Utc>,
 ) -> Result<usize, StorageError> {
     let jobs = new.definition.jobs();
-    let names: Vec<&str> = jobs.iter().filter_map(ValidJob::environment).collect();
-    if names.is_empty() {
-        return Ok(0);
-    }
-    let (environments, mut locks) = locks.ensure_environments(new.project, &names)?;
-    let mut build_ids = Vec::with_capacity(names.len());
-    let mut environment_ids = Vec::with_capacity(names.len());
-    let mut deployment_statuses = Vec::with_capacity(names.len());
-    let mut finished = Vec::with_capacity(names.len());
+    let mut build_ids = Vec::new();
+    let mut environment_ids = Vec::new();
+    let mut deployment_statuses = Vec::new();
+    let mut finished = Vec::new();
     for (job, (build, status)) in jobs.iter().zip(builds.iter().zip(statuses)) {
         let Some(name) = job.environment() else {
             continue;
@@ -222,13 +344,16 @@ fn insert_deployments(
         deployment_statuses.push(status.as_str());
         finished.push(status.is_terminal());
     }
+    if build_ids.is_empty() {
+        return Ok(0);
+    }
     Prepared::<InsertDeployments>::new()
         .bind::<Timestamptz, _>(now)
         .bind::<Array<BigInt>, _>(&build_ids)
         .bind::<Array<BigInt>, _>(&environment_ids)
         .bind::<Array<Text>, _>(&deployment_statuses)
         .bind::<Array<Bool>, _>(&finished)
-        .execute(locks.conn())?;
+        .execute(conn)?;
     Ok(build_ids.len())
 }
 

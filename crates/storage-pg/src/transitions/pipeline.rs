@@ -13,8 +13,9 @@
 mod groups;
 
 use super::allocate;
+use super::create::Creation;
 use super::snapshot::Snapshot;
-use crate::locking::{Busy, LockedBuilds, LockedPipeline, Locks, PipelineOf};
+use crate::locking::{AtPipelines, Before, Busy, LockedBuilds, LockedPipeline, Locks, PipelineOf};
 use crate::write::{self, NewDeployment};
 use crate::{Applied, StorageError};
 use chrono::{DateTime, Utc};
@@ -53,17 +54,34 @@ pub(crate) fn run_all(
     busy: Busy,
     now: DateTime<Utc>,
 ) -> Result<Vec<Answer>, StorageError> {
+    execute(Locks::begin(conn)?, requests, busy, None, now)
+}
+
+/// [`run_all`] from a cursor that may already hold a ref (rank 0), with a pipeline to create in
+/// the same transaction: its rows go in at their place in the order (see `create.rs`), and the
+/// pipelines whose plans write are marked as superseded by it.
+pub(crate) fn execute<S: Before<AtPipelines>>(
+    locks: Locks<'_, S>,
+    requests: &[Request],
+    busy: Busy,
+    mut creation: Option<&mut Creation<'_>>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Answer>, StorageError> {
     let targets = requests.iter().map(|r| r.0);
-    let (locked, mut locks) = Locks::begin(conn)?.lock_pipelines(targets, busy)?;
+    let (locked, mut locks) = locks.lock_pipelines(targets, busy)?;
     let mut batch = Batch::read(locks.conn(), locked)?;
     let routes = batch.route(requests);
     batch.plan();
     let touched = batch.touched_groups();
-    let (groups, mut locks) = locks.lock_groups(touched.iter().copied())?;
-    if groups.len() != touched.len() {
+    let ensure = creation.as_ref().map(|c| (c.project(), c.group_names()));
+    let (groups, mut locks) = locks.lock_groups(ensure, touched.iter().copied())?;
+    if !touched.iter().all(|g| groups.by_id(*g).is_some()) {
         return Err(StorageError::corrupt(
             "a build names a resource group that does not exist",
         ));
+    }
+    if let Some(creation) = creation.as_deref_mut() {
+        creation.insert_pipeline(locks.conn(), &groups, now)?;
     }
     let allocation = batch.allocate(locks.conn(), &groups)?;
     let to_lock = batch
@@ -75,6 +93,15 @@ pub(crate) fn run_all(
     allocate::check_still_waiting(&builds, allocation.unplanned_slice())?;
     write::update_builds(locks.conn(), &builds, &batch.changes(&allocation), now)?;
     let new_builds = batch.insert_attempts(locks.conn(), &allocation, now)?;
+    let names = creation
+        .as_ref()
+        .map(|c| c.environment_names())
+        .unwrap_or_default();
+    let project = creation.as_ref().map(|c| c.project());
+    let (environments, mut locks) = locks.ensure_environments(project, &names)?;
+    if let Some(creation) = creation.as_deref_mut() {
+        creation.insert_deployments(locks.conn(), &environments, now)?;
+    }
     let deployment_changes = batch.deployment_changes()?;
     let (deployments, mut locks) =
         locks.lock_deployments(deployment_changes.iter().map(|(id, _)| *id))?;
@@ -82,6 +109,9 @@ pub(crate) fn run_all(
     let new_deployments = batch.new_deployments(&new_builds);
     write::insert_deployments(locks.conn(), &new_deployments, now)?;
     write::update_pipelines(locks.conn(), &batch.pipeline_changes(), now)?;
+    if let Some(by) = creation.and_then(|c| c.id()) {
+        write::mark_superseded(locks.conn(), &batch.writing_pipelines(), by)?;
+    }
     Ok(batch.answer(requests, routes, busy, &new_builds, &allocation))
 }
 
@@ -322,6 +352,15 @@ impl Batch {
             }));
         }
         all
+    }
+
+    /// The pipelines whose plans write anything.
+    fn writing_pipelines(&self) -> Vec<&LockedPipeline> {
+        self.members
+            .iter()
+            .filter(|m| m.writes().is_some())
+            .map(|m| &m.locked)
+            .collect()
     }
 
     fn pipeline_changes(&self) -> Vec<(&LockedPipeline, lockstep_domain::PipelineStatus)> {

@@ -99,6 +99,8 @@ struct LoadedRow {
     environment: Option<String>,
     #[diesel(sql_type = Nullable<BigInt>)]
     resource_group_id: Option<i64>,
+    #[diesel(sql_type = Bool)]
+    interruptible: bool,
     #[diesel(sql_type = Nullable<BigInt>)]
     deployment_id: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -243,6 +245,7 @@ fn stored_build(row: LoadedRow) -> Result<StoredBuild, StorageError> {
             .transpose()?,
         has_deployment: deployment.is_some(),
         resource_group: row.resource_group_id.map(ResourceGroupId),
+        interruptible: row.interruptible,
     };
     Ok(StoredBuild {
         pipeline_id: row.pipeline_id,

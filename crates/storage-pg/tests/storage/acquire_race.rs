@@ -41,6 +41,7 @@ fn create_loop(db: &TestDb, project: ProjectId, shared: &Shared, stats: &TxStats
             git_ref: "main",
             sha: Some("f00"),
             definition: &definition,
+            auto_cancel: lockstep_domain::AutoCancel::None,
         };
         Transitions::new(&mut conn, stats)
             .create_pipeline(&new, now())

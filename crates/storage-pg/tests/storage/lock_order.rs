@@ -361,8 +361,26 @@ fn acquire_never_locks_a_pipeline_after_a_build() {
     f.assert_invariants();
 }
 
+/// The id of a project's ref row.
+fn ref_row(f: &mut Fixture, git_ref: &str) -> i64 {
+    diesel::sql_query("SELECT id FROM pipeline_refs WHERE project_id = $1 AND ref = $2")
+        .bind::<BigInt, _>(f.project.0)
+        .bind::<diesel::sql_types::Text, _>(git_ref)
+        .get_result::<Id>(&mut f.conn)
+        .expect("the ref has a row")
+        .id
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// A creation that supersedes nothing locks its ref's row, and no other existing row: its own
+/// rows are new (environments that exist are only read).
 #[test]
-fn creating_a_pipeline_locks_no_existing_row() {
+fn creating_a_pipeline_locks_only_its_ref() {
     let mut f = Fixture::new();
     f.create(vec![job("deploy").env("staging")]);
     let definition = lockstep_domain::PipelineDefinition {
@@ -379,15 +397,17 @@ fn creating_a_pipeline_locks_no_existing_row() {
             git_ref: "main",
             sha: None,
             definition: &definition,
+            auto_cancel: lockstep_domain::AutoCancel::None,
         };
         Transitions::new(conn, &stats)
             .create_pipeline(&new, now())
             .unwrap()
     });
     assert_eq!(created.deployments, 2);
-    assert!(
-        locks.is_empty(),
-        "create waited on existing rows: {}",
+    assert_eq!(
+        by_transaction(&locks),
+        [vec![(Table::PipelineRefs, ref_row(&mut f, "main"))]],
+        "create waited on other existing rows: {}",
         show(&locks)
     );
 }
@@ -533,8 +553,8 @@ fn configuring_a_group_locks_it_then_the_builds_it_grants() {
     f.assert_invariants();
 }
 
-/// Creating a pipeline in a group that exists locks the group (ensured, then locked), and
-/// nothing else that exists: its own rows are new.
+/// Creating a pipeline in a group that exists locks its ref, then the group (ensured, then
+/// locked), and nothing else that exists: its own rows are new.
 #[test]
 fn creating_a_pipeline_in_a_group_locks_only_the_group() {
     let mut f = Fixture::new();
@@ -556,6 +576,7 @@ fn creating_a_pipeline_in_a_group_locks_only_the_group() {
             git_ref: "main",
             sha: None,
             definition: &definition,
+            auto_cancel: lockstep_domain::AutoCancel::None,
         };
         Transitions::new(conn, &stats)
             .create_pipeline(&new, now())
@@ -564,10 +585,72 @@ fn creating_a_pipeline_in_a_group_locks_only_the_group() {
     assert_eq!(check_order(&locks), Ok(()), "locks: {}", show(&locks));
     assert_eq!(
         by_transaction(&locks),
-        [vec![(Table::ResourceGroups, group.0)]]
+        [vec![
+            (Table::PipelineRefs, ref_row(&mut f, "main")),
+            (Table::ResourceGroups, group.0)
+        ]]
     );
     assert_eq!(
         latest(&f.pipeline(created.id), "deploy").status,
         BuildStatus::WaitingForResource
     );
+}
+
+/// A new pipeline that supersedes an older one on its ref locks, in one transaction: the ref,
+/// the older pipeline, the group of the build it cancels, the builds it cancels, then their
+/// deployments; its own rows are new.
+#[test]
+fn superseding_locks_the_ref_then_the_older_pipeline_in_canonical_order() {
+    let mut f = Fixture::new();
+    let older = f.create(vec![
+        job("test").stage("test"),
+        grouped_deploy().stage("deploy"),
+    ]);
+    let view = f.pipeline(older.id);
+    let (test, deploy) = (latest(&view, "test").id, latest(&view, "deploy"));
+    let deployment = deploy.deployment.as_ref().unwrap().id;
+    let deploy = deploy.id;
+    let project = f.project;
+    let group = lockstep_storage_pg::load_resource_group(&mut f.conn, project, "production")
+        .unwrap()
+        .id;
+    let definition = lockstep_domain::PipelineDefinition {
+        jobs: vec![job("test")],
+    }
+    .validate()
+    .unwrap();
+    let stats = TxStats::default();
+    let url = f.db.url().to_owned();
+    let (created, locks) = record_locks(&url, &hold_everything, |conn| {
+        let new = lockstep_storage_pg::NewPipeline {
+            project,
+            git_ref: "main",
+            sha: None,
+            definition: &definition,
+            auto_cancel: lockstep_domain::AutoCancel::Conservative,
+        };
+        Transitions::new(conn, &stats)
+            .create_pipeline(&new, now())
+            .unwrap()
+    });
+    assert_eq!(check_order(&locks), Ok(()), "locks: {}", show(&locks));
+    assert_eq!(created.superseded, [older.id]);
+    assert_eq!(
+        by_transaction(&locks),
+        [vec![
+            (Table::PipelineRefs, ref_row(&mut f, "main")),
+            (Table::Pipelines, older.id.0),
+            (Table::ResourceGroups, group.0),
+            (Table::CiBuilds, test.0),
+            (Table::CiBuilds, deploy.0),
+            (Table::Deployments, deployment.0),
+        ]]
+    );
+    let older = f.pipeline(older.id);
+    assert_eq!(
+        older.summary.status,
+        lockstep_domain::PipelineStatus::Canceled
+    );
+    assert_eq!(older.summary.auto_canceled_by, Some(created.id));
+    f.assert_invariants();
 }

@@ -57,6 +57,9 @@ impl Fixture {
                     git_ref: "main",
                     sha: Some("abc123"),
                     definition: &definition,
+                    // Tests of other things put pipelines side by side on one ref;
+                    // auto-cancel has tests of its own (auto_cancel.rs).
+                    auto_cancel: lockstep_domain::AutoCancel::None,
                 },
                 now(),
             )

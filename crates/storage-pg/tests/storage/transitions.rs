@@ -60,6 +60,7 @@ fn creating_a_pipeline_for_a_missing_project_writes_nothing() {
         git_ref: "main",
         sha: None,
         definition: &definition,
+        auto_cancel: lockstep_domain::AutoCancel::None,
     };
     let err = f.tx().create_pipeline(&new, now()).unwrap_err();
     assert!(

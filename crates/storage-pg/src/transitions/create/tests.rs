@@ -68,8 +68,10 @@ fn definition() -> ValidPipeline {
             },
             timeout_seconds: Some(60 + u32::try_from(i).expect("small")),
             retry: Some(u32::try_from(i % 3).expect("small")),
-            // Groups have tests of their own (tests/storage/resource_groups.rs).
+            // Groups have tests of their own (tests/storage/resource_groups.rs); every other
+            // job is interruptible, so that the column is compared too.
             resource_group: None,
+            interruptible: i % 2 == 0,
         })
         .collect();
     PipelineDefinition { jobs }
@@ -98,6 +100,7 @@ struct ReferenceBuild<'a> {
     environment: Option<&'a str>,
     timeout_seconds: i32,
     retry_limit: i32,
+    interruptible: bool,
     status: &'a str,
     created_at: DateTime<Utc>,
     queued_at: Option<DateTime<Utc>>,
@@ -143,6 +146,7 @@ fn reference_create(
             environment: job.environment(),
             timeout_seconds: to_int(job.timeout_seconds()),
             retry_limit: to_int(job.retry()),
+            interruptible: job.interruptible(),
             status: status.as_str(),
             created_at: now,
             queued_at: (*status == BuildStatus::Pending).then_some(now),
@@ -229,6 +233,7 @@ fn creating_writes_the_rows_the_row_by_row_insert_wrote_with_ids_in_job_order() 
         git_ref: "main",
         sha: Some("abc123"),
         definition: &definition,
+        auto_cancel: lockstep_domain::AutoCancel::None,
     };
     let created = conn
         .transaction(|conn| create(conn, &new, now()))
