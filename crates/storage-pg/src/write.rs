@@ -40,12 +40,6 @@ pub(crate) fn is_queued(status: BuildStatus) -> bool {
     )
 }
 
-/// Whether a change is a resource group's: into its line, or out of it with a slot.
-fn in_line(change: &BuildChange) -> bool {
-    change.to == BuildStatus::WaitingForResource
-        || change.from == BuildStatus::WaitingForResource && change.to == BuildStatus::Pending
-}
-
 fn finished_at(terminal: bool, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     terminal.then_some(now)
 }
@@ -58,9 +52,8 @@ pub(crate) fn update_builds(
     changes: &[BuildChange],
     now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
-    // Builds that end the same way (status, reason, exit code, whether a group's clock stamps
-    // them) are written by one statement.
-    type Outcome<'a> = (&'a str, Option<&'a str>, Option<i32>, bool);
+    // Builds that end the same way (status, reason, exit code) are written by one statement.
+    type Outcome<'a> = (&'a str, Option<&'a str>, Option<i32>);
     let mut groups: BTreeMap<Outcome<'_>, Vec<i64>> = BTreeMap::new();
     for change in changes {
         if !held.holds(change.id) {
@@ -75,17 +68,15 @@ pub(crate) fn update_builds(
                 .failure_reason
                 .map(lockstep_domain::FailureReason::as_str),
             change.exit_code,
-            in_line(change),
         );
         groups.entry(key).or_default().push(change.id.0);
     }
-    for ((status, failure_reason, exit_code, lined), ids) in groups {
+    for ((status, failure_reason, exit_code), ids) in groups {
         let to: BuildStatus = crate::rows::parse("ci_builds.status", status)?;
         Prepared::<SetBuildStatus>::new()
             .bind::<Text, _>(status)
             .bind::<Nullable<Text>, _>(failure_reason)
             .bind::<Nullable<Integer>, _>(exit_code)
-            .bind::<Bool, _>(lined)
             .bind::<Nullable<Timestamptz>, _>(queued_at(to, now))
             .bind::<Nullable<Timestamptz>, _>(finished_at(to.is_terminal(), now))
             .bind::<Array<BigInt>, _>(ids)
@@ -95,15 +86,16 @@ pub(crate) fn update_builds(
 }
 
 /// A status change of builds; a clock or failure detail that is NULL here keeps its value, and
-/// a group's change ($4) takes the database's clock (see `queued_at`).
+/// a group's build that starts a queue clock takes the database's (see `queued_at`).
 struct SetBuildStatus;
 
 impl Statement for SetBuildStatus {
     const SQL: &'static str = "UPDATE ci_builds SET status = $1, \
         failure_reason = COALESCE($2, failure_reason), exit_code = COALESCE($3, exit_code), \
-        queued_at = CASE WHEN $4 THEN clock_timestamp() ELSE COALESCE($5, queued_at) END, \
-        finished_at = COALESCE($6, finished_at) \
-        WHERE id = ANY($7)";
+        queued_at = CASE WHEN $4::timestamptz IS NOT NULL AND resource_group_id IS NOT NULL \
+            THEN clock_timestamp() ELSE COALESCE($4, queued_at) END, \
+        finished_at = COALESCE($5, finished_at) \
+        WHERE id = ANY($6)";
 }
 
 /// Sets deployment statuses.

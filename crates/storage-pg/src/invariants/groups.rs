@@ -43,13 +43,18 @@ pub(super) fn check(conn: &mut PgConnection, out: &mut Vec<Violation>) -> Result
             .filter(|m| m.queued_at.zip(since).is_none_or(|(at, since)| at >= since))
             .count();
         if holders.len() > group.limit as usize && granted_since > 0 {
+            let shown: Vec<String> = holders
+                .iter()
+                .map(|m| format!("{} ({}, since {:?})", m.build, m.status, m.queued_at))
+                .collect();
             violation(
                 "a group has no more holders than slots",
                 format!(
-                    "group `{}` has {} holders for {} slots",
+                    "group `{}` has {} holders for {} slots, set at {since:?}: {}",
                     group.name,
                     holders.len(),
-                    group.limit
+                    group.limit,
+                    shown.join(", ")
                 ),
             );
         }

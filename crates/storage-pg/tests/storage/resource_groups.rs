@@ -378,3 +378,35 @@ fn the_invariants_catch_a_group_over_its_limit_an_unused_slot_and_a_jump_in_line
         "no slot is left unused while a build waits for it"
     ));
 }
+
+/// A group's builds are stamped with the database's clock under the group's lock, not with the
+/// transition's `now`: a reaper whose clock runs ahead must not stamp a grant in the future,
+/// which would make it look granted after a later change of the group.
+#[test]
+fn a_grant_is_stamped_with_the_databases_clock_not_the_transitions() {
+    use diesel::prelude::*;
+    use diesel::sql_types::{BigInt, Bool};
+    #[derive(QueryableByName)]
+    struct Stamped {
+        #[diesel(sql_type = Bool)]
+        ok: bool,
+    }
+    let mut f = Fixture::new();
+    let created = f.create(vec![job("build").stage("build"), deploy().stage("deploy")]);
+    let build = f.acquire_named("build");
+    let runner = f.runner;
+    let ahead = now() + TimeDelta::days(1);
+    f.tx()
+        .finish(build.id, runner, BuildResult::Success, ahead)
+        .unwrap();
+    assert_eq!(status(&mut f, created.id, "deploy"), BuildStatus::Pending);
+    let deploy = latest(&f.pipeline(created.id), "deploy").id;
+    let stamped = diesel::sql_query(
+        "SELECT queued_at BETWEEN now() - interval '1 minute' AND clock_timestamp() AS ok \
+         FROM ci_builds WHERE id = $1",
+    )
+    .bind::<BigInt, _>(deploy.0)
+    .get_result::<Stamped>(&mut f.conn)
+    .unwrap();
+    assert!(stamped.ok, "the grant took the transition's clock");
+}
