@@ -24,9 +24,8 @@
 //! touch rows this transaction already holds and never takes a lock of its own.
 
 use crate::StorageError;
-use crate::schema::{
-    ci_builds, deployments, environments, pipeline_refs, pipelines, resource_groups,
-};
+use crate::prepared::{Prepared, Statement};
+use crate::schema::{ci_builds, deployments, environments, pipelines, resource_groups};
 use chrono::{DateTime, Utc};
 use diesel::connection::{Connection, TransactionManager};
 use diesel::pg::PgConnection;
@@ -182,12 +181,11 @@ impl<'c, S: Before<AtRefs>> Locks<'c, S> {
         git_ref: &str,
     ) -> Result<Locks<'c, AtRefs>, StorageError> {
         let mut next = self.advance();
-        diesel::insert_into(pipeline_refs::table)
-            .values((
-                pipeline_refs::project_id.eq(project.0),
-                pipeline_refs::ref_.eq(git_ref),
-            ))
-            .on_conflict_do_nothing()
+        // One statement: the upsert takes the row lock (FOR NO KEY UPDATE strength, as no key
+        // column changes) whether the row is new or not, and counts the ref's pipelines.
+        Prepared::<LockRef>::new()
+            .bind::<diesel::sql_types::BigInt, _>(project.0)
+            .bind::<diesel::sql_types::Text, _>(git_ref)
             .execute(next.conn())
             .map_err(|e| match e {
                 diesel::result::Error::DatabaseError(
@@ -201,14 +199,15 @@ impl<'c, S: Before<AtRefs>> Locks<'c, S> {
                 }
                 other => other.into(),
             })?;
-        pipeline_refs::table
-            .filter(pipeline_refs::project_id.eq(project.0))
-            .filter(pipeline_refs::ref_.eq(git_ref))
-            .select(pipeline_refs::id)
-            .for_no_key_update()
-            .first::<i64>(next.conn())?;
         Ok(next)
     }
+}
+
+struct LockRef;
+
+impl Statement for LockRef {
+    const SQL: &'static str = "INSERT INTO pipeline_refs (project_id, ref) VALUES ($1, $2) \
+        ON CONFLICT (project_id, ref) DO UPDATE SET pipelines = pipeline_refs.pipelines + 1";
 }
 
 /// A pipeline row this transaction holds.
@@ -295,6 +294,10 @@ impl<'c, S: Before<AtPipelines>> Locks<'c, S> {
             }
         }
         let columns = (pipelines::id, pipelines::status);
+        if ids.is_empty() && builds.is_empty() {
+            // A creation that supersedes nothing: no statement.
+            return Ok((Vec::new(), next));
+        }
         if ids.is_empty() {
             let query = pipelines::table
                 .filter(

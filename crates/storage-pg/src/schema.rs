@@ -66,6 +66,7 @@ diesel::table! {
         project_id -> Int8,
         #[sql_name = "ref"]
         ref_ -> Text,
+        pipelines -> Int8,
     }
 }
 

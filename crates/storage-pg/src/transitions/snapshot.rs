@@ -118,6 +118,9 @@ impl Snapshot {
         conn: &mut PgConnection,
         pipelines: &[LockedPipeline],
     ) -> Result<Vec<Self>, StorageError> {
+        if pipelines.is_empty() {
+            return Ok(Vec::new());
+        }
         let ids: Vec<i64> = pipelines.iter().map(|p| p.id).collect();
         let mut snapshots = pipelines
             .iter()

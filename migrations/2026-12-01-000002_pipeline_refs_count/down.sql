@@ -1,0 +1,1 @@
+ALTER TABLE pipeline_refs DROP COLUMN pipelines;
