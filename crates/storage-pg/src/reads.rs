@@ -173,17 +173,27 @@ pub fn list_pipelines(
         // A pipeline proves its project exists; only an empty page needs to ask. Projects are
         // never deleted, so the answer cannot change between the two statements.
         if rows.is_empty() {
-            let exists = diesel::select(diesel::dsl::exists(projects::table.find(project.0)))
-                .get_result::<bool>(conn)?;
-            if !exists {
-                return Err(StorageError::NotFound {
-                    entity: "project",
-                    id: project.0,
-                });
-            }
+            check_project(conn, project)?;
         }
         rows.into_iter().map(pipeline_summary).collect()
     })
+}
+
+/// `NotFound` unless the project exists.
+pub(crate) fn check_project(
+    conn: &mut PgConnection,
+    project: ProjectId,
+) -> Result<(), StorageError> {
+    let exists = diesel::select(diesel::dsl::exists(projects::table.find(project.0)))
+        .get_result::<bool>(conn)?;
+    if exists {
+        Ok(())
+    } else {
+        Err(StorageError::NotFound {
+            entity: "project",
+            id: project.0,
+        })
+    }
 }
 
 /// One build, as [`load_pipeline`] shows it.

@@ -3,7 +3,7 @@
 
 use crate::StorageError;
 use crate::locking::{LockedGroup, LockedGroups};
-use crate::schema::{projects, resource_groups};
+use crate::schema::resource_groups;
 use crate::transitions::allocate;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
@@ -54,14 +54,7 @@ fn read(
         .read_only()
         .repeatable_read()
         .run(|conn| {
-            let exists = diesel::select(diesel::dsl::exists(projects::table.find(project.0)))
-                .get_result::<bool>(conn)?;
-            if !exists {
-                return Err(StorageError::NotFound {
-                    entity: "project",
-                    id: project.0,
-                });
-            }
+            crate::reads::check_project(conn, project)?;
             let mut query = resource_groups::table
                 .filter(resource_groups::project_id.eq(project.0))
                 .order(resource_groups::name.asc())

@@ -361,6 +361,30 @@ fn acquire_never_locks_a_pipeline_after_a_build() {
     f.assert_invariants();
 }
 
+/// Creates a pipeline of `jobs` on `main` under the lock recorder, with every existing row held.
+fn create_recorded(
+    f: &Fixture,
+    jobs: Vec<lockstep_domain::JobDefinition>,
+    auto_cancel: lockstep_domain::AutoCancel,
+) -> (lockstep_storage_pg::CreatedPipeline, Vec<RowLock>) {
+    let definition = lockstep_domain::PipelineDefinition { jobs }
+        .validate()
+        .unwrap();
+    let stats = TxStats::default();
+    let new = lockstep_storage_pg::NewPipeline {
+        project: f.project,
+        git_ref: "main",
+        sha: None,
+        definition: &definition,
+        auto_cancel,
+    };
+    record_locks(f.db.url(), &hold_everything, |conn| {
+        Transitions::new(conn, &stats)
+            .create_pipeline(&new, now())
+            .unwrap()
+    })
+}
+
 /// The id of a project's ref row.
 fn ref_row(f: &mut Fixture, git_ref: &str) -> i64 {
     diesel::sql_query("SELECT id FROM pipeline_refs WHERE project_id = $1 AND ref = $2")
@@ -383,26 +407,11 @@ struct Id {
 fn creating_a_pipeline_locks_only_its_ref() {
     let mut f = Fixture::new();
     f.create(vec![job("deploy").env("staging")]);
-    let definition = lockstep_domain::PipelineDefinition {
-        jobs: vec![job("again").env("staging"), job("new").env("review/1")],
-    }
-    .validate()
-    .unwrap();
-    let project = f.project;
-    let stats = TxStats::default();
-    let url = f.db.url().to_owned();
-    let (created, locks) = record_locks(&url, &hold_everything, |conn| {
-        let new = lockstep_storage_pg::NewPipeline {
-            project,
-            git_ref: "main",
-            sha: None,
-            definition: &definition,
-            auto_cancel: lockstep_domain::AutoCancel::None,
-        };
-        Transitions::new(conn, &stats)
-            .create_pipeline(&new, now())
-            .unwrap()
-    });
+    let (created, locks) = create_recorded(
+        &f,
+        vec![job("again").env("staging"), job("new").env("review/1")],
+        lockstep_domain::AutoCancel::None,
+    );
     assert_eq!(created.deployments, 2);
     assert_eq!(
         by_transaction(&locks),
@@ -563,25 +572,11 @@ fn creating_a_pipeline_in_a_group_locks_only_the_group() {
     let group = lockstep_storage_pg::load_resource_group(&mut f.conn, project, "production")
         .unwrap()
         .id;
-    let definition = lockstep_domain::PipelineDefinition {
-        jobs: vec![grouped_deploy()],
-    }
-    .validate()
-    .unwrap();
-    let stats = TxStats::default();
-    let url = f.db.url().to_owned();
-    let (created, locks) = record_locks(&url, &hold_everything, |conn| {
-        let new = lockstep_storage_pg::NewPipeline {
-            project,
-            git_ref: "main",
-            sha: None,
-            definition: &definition,
-            auto_cancel: lockstep_domain::AutoCancel::None,
-        };
-        Transitions::new(conn, &stats)
-            .create_pipeline(&new, now())
-            .unwrap()
-    });
+    let (created, locks) = create_recorded(
+        &f,
+        vec![grouped_deploy()],
+        lockstep_domain::AutoCancel::None,
+    );
     assert_eq!(check_order(&locks), Ok(()), "locks: {}", show(&locks));
     assert_eq!(
         by_transaction(&locks),
@@ -614,25 +609,11 @@ fn superseding_locks_the_ref_then_the_older_pipeline_in_canonical_order() {
     let group = lockstep_storage_pg::load_resource_group(&mut f.conn, project, "production")
         .unwrap()
         .id;
-    let definition = lockstep_domain::PipelineDefinition {
-        jobs: vec![job("test")],
-    }
-    .validate()
-    .unwrap();
-    let stats = TxStats::default();
-    let url = f.db.url().to_owned();
-    let (created, locks) = record_locks(&url, &hold_everything, |conn| {
-        let new = lockstep_storage_pg::NewPipeline {
-            project,
-            git_ref: "main",
-            sha: None,
-            definition: &definition,
-            auto_cancel: lockstep_domain::AutoCancel::Conservative,
-        };
-        Transitions::new(conn, &stats)
-            .create_pipeline(&new, now())
-            .unwrap()
-    });
+    let (created, locks) = create_recorded(
+        &f,
+        vec![job("test")],
+        lockstep_domain::AutoCancel::Conservative,
+    );
     assert_eq!(check_order(&locks), Ok(()), "locks: {}", show(&locks));
     assert_eq!(created.superseded, [older.id]);
     assert_eq!(
