@@ -131,9 +131,17 @@ pub(crate) fn record_locks<T: Send>(
                     // machine); its next wait, if any, shows on a later poll.
                     continue;
                 }
+                if !in_this_database(&mut monitor, blocker_pid) {
+                    // Row locks are per database, so this wait is not one the code under test
+                    // took on a row (seen once under load: a shared lock of another test's
+                    // database work); the next poll shows the real one, if any.
+                    continue;
+                }
                 let Some(blocker) = blockers.remove(&blocker_pid) else {
                     panic!(
-                        "the transaction under test waits on pid {blocker_pid}, which holds no recorded row"
+                        "the transaction under test waits on pid {blocker_pid}, which holds no \
+                         recorded row: {}",
+                        describe(&mut monitor, blocker_pid)
                     );
                 };
                 locks.push(RowLock {
@@ -171,6 +179,42 @@ fn blocking_pids(monitor: &mut PgConnection, subject: i32) -> Vec<i32> {
         .into_iter()
         .map(|p| p.pid)
         .collect()
+}
+
+#[derive(QueryableByName)]
+struct Activity {
+    #[diesel(sql_type = Nullable<Text>)]
+    activity: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct Same {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    same: bool,
+}
+
+/// Whether a backend is connected to the monitor's database.
+fn in_this_database(monitor: &mut PgConnection, pid: i32) -> bool {
+    diesel::sql_query(
+        "SELECT coalesce((SELECT datname = current_database() FROM pg_stat_activity \
+         WHERE pid = $1), false) AS same",
+    )
+    .bind::<Integer, _>(pid)
+    .get_result::<Same>(monitor)
+    .is_ok_and(|s| s.same)
+}
+
+/// What a backend is, does and waits for, to tell an unexpected blocker apart.
+fn describe(monitor: &mut PgConnection, pid: i32) -> String {
+    diesel::sql_query(
+        "SELECT concat_ws(' | ', backend_type, datname, state, wait_event_type, wait_event, \
+         left(query, 200)) AS activity FROM pg_stat_activity WHERE pid = $1",
+    )
+    .bind::<Integer, _>(pid)
+    .get_result::<Activity>(monitor)
+    .ok()
+    .and_then(|a| a.activity)
+    .unwrap_or_else(|| "gone".to_owned())
 }
 
 fn transaction_of(monitor: &mut PgConnection, subject: i32) -> String {
