@@ -7,6 +7,11 @@
 //! `waiting_for_resource` until [`grants`] gives it a slot. The group's [`ProcessMode`] sets the
 //! line: which builds stand in it and in what order. A build only gets a slot when every build
 //! ahead of it in line has one, so no mode lets a later build jump the line.
+//!
+//! Keeping a place for a build not ready yet has one cost, as in GitLab: a pipeline whose jobs
+//! sit in two groups, one `oldest_first` and one `newest_first`, with `needs` across them, can
+//! have each group keep its slot for a build that waits on the other group, and wait forever.
+//! Groups whose modes keep no place (`newest_ready_first`, `unordered`) cannot.
 
 use crate::ids::{BuildId, PipelineId};
 use crate::status::BuildStatus;
