@@ -302,48 +302,51 @@ impl Store {
 
     /// What storage's grant does: waiting to pending, nothing else.
     fn grant(&mut self, build: BuildId) {
-        let before = self.state.clone();
-        let b = self
-            .state
-            .builds
-            .iter_mut()
-            .find(|b| b.id == build)
-            .expect("grant picks an existing build");
-        assert_eq!(
-            next(b.status, BuildEvent::Grant),
-            Ok(Move::To(BuildStatus::Pending)),
-            "a waiting build can be granted a slot"
-        );
-        b.status = BuildStatus::Pending;
-        self.steps.push(Step {
-            before,
-            event: Event::Grant { build },
-            outcome: Outcome::Granted,
-            after: self.state.clone(),
-        });
+        let event = Event::Grant { build };
+        let move_ = (BuildEvent::Grant, BuildStatus::Pending);
+        self.storage_move(build, move_, event, Outcome::Granted, |_| {});
     }
 
     /// What storage's claim does: pending to running, with a runner and a lease.
     fn acquire(&mut self, build: BuildId, runner: RunnerId, lease_until: i64) {
+        let event = Event::Acquire { build, runner };
+        let move_ = (BuildEvent::Acquire, BuildStatus::Running);
+        self.storage_move(build, move_, event, Outcome::Acquired, |b| {
+            b.runner_id = Some(runner);
+            b.lease_expires_at = Some(timestamp(lease_until));
+        });
+    }
+
+    /// A move storage makes on one build outside a pipeline transition (acquire, grant): the
+    /// state machine must take it to the status `move_` names, `edit` sets what else the row
+    /// gets, and it is recorded.
+    fn storage_move(
+        &mut self,
+        build: BuildId,
+        (move_, to): (BuildEvent, BuildStatus),
+        event: Event,
+        outcome: Outcome,
+        edit: impl FnOnce(&mut BuildState),
+    ) {
         let before = self.state.clone();
         let b = self
             .state
             .builds
             .iter_mut()
             .find(|b| b.id == build)
-            .expect("acquire picks an existing build");
+            .expect("storage moves an existing build");
         assert_eq!(
-            next(b.status, BuildEvent::Acquire),
-            Ok(Move::To(BuildStatus::Running)),
-            "a pending build can be acquired"
+            next(b.status, move_),
+            Ok(Move::To(to)),
+            "storage may {move_} a {} build",
+            b.status
         );
-        b.status = BuildStatus::Running;
-        b.runner_id = Some(runner);
-        b.lease_expires_at = Some(timestamp(lease_until));
+        b.status = to;
+        edit(b);
         self.steps.push(Step {
             before,
-            event: Event::Acquire { build, runner },
-            outcome: Outcome::Acquired,
+            event,
+            outcome,
             after: self.state.clone(),
         });
     }

@@ -105,7 +105,7 @@ fn a_started_deploy_that_is_not_interruptible_is_never_interrupted() {
     f.tx()
         .finish(test.id, runner, BuildResult::Success, now())
         .unwrap();
-    let deploy = f.acquire_named("deploy");
+    f.acquire_named("deploy");
     let newer = create_on(&mut f, "main", release(), AutoCancel::Conservative);
     assert!(newer.superseded.is_empty());
     assert_eq!(status(&mut f, older.id), (PipelineStatus::Running, None));
@@ -121,7 +121,6 @@ fn a_started_deploy_that_is_not_interruptible_is_never_interrupted() {
         "{:?} superseded",
         newest.superseded
     );
-    let _ = deploy;
     f.assert_invariants();
 }
 
@@ -139,7 +138,7 @@ fn the_interruptible_rule_cancels_only_interruptible_builds_that_have_not_finish
         ],
         AutoCancel::None,
     );
-    let unit = f.acquire_named("unit");
+    f.acquire_named("unit");
     let newer = create_on(&mut f, "main", release(), AutoCancel::Interruptible);
     assert_eq!(newer.superseded, [older.id]);
     let view = f.pipeline(older.id);
@@ -150,7 +149,6 @@ fn the_interruptible_rule_cancels_only_interruptible_builds_that_have_not_finish
         (PipelineStatus::Running, Some(newer.id)),
         "the pipeline goes on, marked"
     );
-    let _ = unit;
     f.assert_invariants();
 }
 
