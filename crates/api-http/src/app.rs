@@ -4,6 +4,7 @@
 use crate::auth::TokenHash;
 use crate::metrics::Metrics;
 use crate::wake::Wake;
+use crate::watch::Watches;
 use lockstep_storage_pg::{PgPool, TxStats};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,7 @@ pub struct App {
     pub(crate) lease: Duration,
     pub(crate) reaper_interval: Duration,
     pub(crate) wake: Wake,
+    pub(crate) watches: Watches,
     pub(crate) metrics: Metrics,
     shutdown: watch::Sender<bool>,
 }
@@ -54,6 +56,7 @@ impl AppState {
             lease: settings.lease,
             reaper_interval: settings.reaper_interval,
             wake: Wake::default(),
+            watches: Watches::default(),
             metrics: Metrics::default(),
             shutdown: watch::Sender::new(false),
         }))

@@ -507,6 +507,45 @@ pub(crate) struct HeartbeatAnswer {
     pub(crate) lease_expires_at: DateTime<Utc>,
 }
 
+/// Builds a runner holds, to be told the moment one of them is asked to stop.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WatchRequest {
+    /// The builds to watch: 1 to 256 ids.
+    pub(crate) ids: Vec<i64>,
+    /// How long to wait for one of them to need the runner, 0 to 30 seconds; 0 answers at once.
+    #[serde(default)]
+    pub(crate) wait_seconds: Option<u32>,
+}
+
+/// The watched builds as they stand, in the order asked.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WatchAnswer {
+    pub(crate) builds: Vec<WatchedBuild>,
+}
+
+/// One watched build.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WatchedBuild {
+    pub(crate) id: i64,
+    /// The build's status; `null` when there is no such build. `canceling`: stop the script
+    /// and finish the build `canceled`.
+    pub(crate) status: Option<String>,
+    /// Whether this runner still holds the build; `false`: drop it (its lease was lost, it
+    /// ended, or it is another runner's).
+    pub(crate) held: bool,
+}
+
+impl From<lockstep_storage_pg::WatchedBuild> for WatchedBuild {
+    fn from(build: lockstep_storage_pg::WatchedBuild) -> Self {
+        Self {
+            id: build.id.0,
+            status: build.status.map(|status| status.to_string()),
+            held: build.held,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum JobResult {

@@ -13,6 +13,7 @@ mod reaper;
 mod router;
 mod server;
 mod wake;
+mod watch;
 
 pub use app::{App, AppState, Settings};
 pub use openapi::openapi_json;

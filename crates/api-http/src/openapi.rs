@@ -22,7 +22,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         environments::list, environments::deployments,
         resource_groups::list, resource_groups::get, resource_groups::put,
         runners::create, runners::delete,
-        jobs::request, jobs::heartbeat, jobs::finish, jobs::append,
+        jobs::request, jobs::watch, jobs::heartbeat, jobs::finish, jobs::append,
         batch::request, batch::finish,
         health::healthz, health::readyz, health::metrics,
     ),

@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/jobs/request", post(jobs::request))
         .route("/jobs/batch/request", post(batch::request))
         .route("/jobs/batch/finish", post(batch::finish))
+        .route("/jobs/watch", post(jobs::watch))
         .route("/jobs/{id}/heartbeat", post(jobs::heartbeat))
         .route("/jobs/{id}/finish", post(jobs::finish))
         .route(

@@ -1,4 +1,5 @@
-//! Waking long-polling runners when builds become pending.
+//! Waking long-polling runners when builds become pending, and the one listener per process
+//! that hears both wake-ups and cancels (handed to `watch.rs`).
 //!
 //! A trigger on `ci_builds` sends `NOTIFY lockstep_builds_pending` whenever a statement makes
 //! builds pending, whichever server replica ran it, with the number of builds as its payload.
@@ -25,7 +26,7 @@
 //! notification carries no count.
 
 use crate::app::AppState;
-use lockstep_storage_pg::{ListenError, Pending, PendingListener};
+use lockstep_storage_pg::{ListenError, Listener, Notice, Pending};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -251,6 +252,7 @@ pub(crate) async fn listen(state: AppState, database_url: String) {
         }
         // Notifications may have been missed while disconnected: let every waiter look again.
         state.wake.wake_all();
+        state.watches.look_again();
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             () = state.stopped() => return,
@@ -260,14 +262,16 @@ pub(crate) async fn listen(state: AppState, database_url: String) {
 }
 
 async fn listen_once(state: &AppState, database_url: &str) -> Result<(), ListenError> {
-    let mut listener = PendingListener::connect(database_url).await?;
-    tracing::debug!("listening for pending builds");
-    // Builds made pending before the LISTEN took effect were never announced to us.
+    let mut listener = Listener::connect(database_url).await?;
+    tracing::debug!("listening for pending and canceling builds");
+    // Builds made pending or canceling before the LISTEN took effect were never announced to us.
     state.wake.wake_all();
+    state.watches.look_again();
     loop {
         match listener.next().await? {
-            Pending::Builds(builds) => state.wake.pending(builds),
-            Pending::Unknown => state.wake.wake_all(),
+            Notice::Pending(Pending::Builds(builds)) => state.wake.pending(builds),
+            Notice::Pending(Pending::Unknown) => state.wake.wake_all(),
+            Notice::Canceling(canceling) => state.watches.canceling(canceling),
         }
     }
 }

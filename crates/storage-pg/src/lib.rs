@@ -2,6 +2,7 @@
 
 mod environments;
 mod error;
+mod held;
 #[cfg(feature = "testing")]
 mod invariants;
 mod locking;
@@ -24,13 +25,16 @@ mod write;
 
 pub use environments::{DeploymentSummary, EnvironmentView, list_deployments, list_environments};
 pub use error::StorageError;
+pub use held::{WatchedBuild, watch_builds};
 #[cfg(feature = "testing")]
 pub use invariants::{Violation, check_group_invariants, check_invariants};
 #[cfg(feature = "testing")]
 pub use locking::{Table, explain_claim};
 pub use logs::{LogSlice, MAX_LOG_BYTES, append_log, read_log};
 pub use migrations::{MigrationError, run_migrations};
-pub use notify::{ListenError, PENDING_CHANNEL, Pending, PendingListener};
+pub use notify::{
+    CANCELING_CHANNEL, Canceling, ListenError, Listener, Notice, PENDING_CHANNEL, Pending,
+};
 pub use pool::{PgPool, connection_pool, ping};
 pub use projects::{ProjectView, create_project, list_projects, load_project};
 pub use reads::{

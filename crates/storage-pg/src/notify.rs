@@ -1,10 +1,12 @@
-//! The channel that wakes runners waiting for work, and the listener that hears it.
+//! The channels that wake runners waiting for work or watching their builds, and the listener
+//! that hears both.
 //!
 //! The listener is the one asynchronous part of this crate: a LISTEN must hold its connection
 //! open and be told of notifications as they arrive, which diesel's blocking connection cannot do
 //! without a thread per listener, so it runs on tokio-postgres. It only ever sends `LISTEN`.
 
 use futures_util::{Stream, StreamExt};
+use lockstep_domain::BuildId;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use tokio_postgres::{AsyncMessage, NoTls};
@@ -28,6 +30,12 @@ pub enum ListenError {
     Closed,
 }
 
+/// PostgreSQL NOTIFY channel that fires, after commit, whenever running builds are asked to stop.
+///
+/// The `notify_canceling` migration's trigger sends it with the ids of the builds that turned
+/// `canceling`, comma-separated, or an empty payload when there were too many to list.
+pub const CANCELING_CHANNEL: &str = "lockstep_builds_canceling";
+
 /// What one notification on [`PENDING_CHANNEL`] says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pending {
@@ -37,33 +45,50 @@ pub enum Pending {
     Unknown,
 }
 
+/// What one notification on [`CANCELING_CHANNEL`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Canceling {
+    /// These builds turned `canceling`, in ascending id.
+    Builds(Vec<BuildId>),
+    /// Builds turned `canceling`, too many to name: every watch looks again.
+    Unknown,
+}
+
+/// One notification, by channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    Pending(Pending),
+    Canceling(Canceling),
+}
+
 type Messages = Pin<Box<dyn Stream<Item = Result<AsyncMessage, tokio_postgres::Error>> + Send>>;
 
-/// A connection of its own that LISTENs on [`PENDING_CHANNEL`]. Its connection makes progress
-/// only while [`PendingListener::next`] is awaited, so a caller keeps awaiting it.
-pub struct PendingListener {
+/// A connection of its own that LISTENs on [`PENDING_CHANNEL`] and [`CANCELING_CHANNEL`]. Its
+/// connection makes progress only while [`Listener::next`] is awaited, so a caller keeps
+/// awaiting it.
+pub struct Listener {
     // Dropping the client would close the connection; it is kept, never used again.
     _client: tokio_postgres::Client,
     messages: Messages,
     /// Notifications that arrived while LISTEN was still completing, oldest first.
-    early: VecDeque<Pending>,
+    early: VecDeque<Notice>,
 }
 
-impl std::fmt::Debug for PendingListener {
+impl std::fmt::Debug for Listener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingListener").finish_non_exhaustive()
+        f.debug_struct("Listener").finish_non_exhaustive()
     }
 }
 
-impl PendingListener {
-    /// Connects to `database_url` and LISTENs. Once this returns, every build made pending by a
-    /// later commit is announced to [`PendingListener::next`].
+impl Listener {
+    /// Connects to `database_url` and LISTENs. Once this returns, every build made pending or
+    /// canceling by a later commit is announced to [`Listener::next`].
     pub async fn connect(database_url: &str) -> Result<Self, ListenError> {
         let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
         let mut messages: Messages = Box::pin(futures_util::stream::poll_fn(move |cx| {
             connection.poll_message(cx)
         }));
-        let statement = format!("LISTEN {PENDING_CHANNEL}");
+        let statement = format!("LISTEN {PENDING_CHANNEL}; LISTEN {CANCELING_CHANNEL}");
         let mut early = VecDeque::new();
         {
             // The connection only makes progress while its messages are polled, so drive both.
@@ -74,7 +99,7 @@ impl PendingListener {
                 tokio::select! {
                     result = &mut listen => break result?,
                     message = messages.next() => match message {
-                        Some(Ok(message)) => early.extend(pending(&message)),
+                        Some(Ok(message)) => early.extend(notice(&message)),
                         Some(Err(error)) => return Err(error.into()),
                         None => return Err(ListenError::Closed),
                     },
@@ -88,16 +113,16 @@ impl PendingListener {
         })
     }
 
-    /// Waits for the next notification on the channel.
-    pub async fn next(&mut self) -> Result<Pending, ListenError> {
+    /// Waits for the next notification on either channel.
+    pub async fn next(&mut self) -> Result<Notice, ListenError> {
         if let Some(early) = self.early.pop_front() {
             return Ok(early);
         }
         loop {
             match self.messages.next().await {
                 Some(Ok(message)) => {
-                    if let Some(pending) = pending(&message) {
-                        return Ok(pending);
+                    if let Some(notice) = notice(&message) {
+                        return Ok(notice);
                     }
                 }
                 Some(Err(error)) => return Err(error.into()),
@@ -107,25 +132,45 @@ impl PendingListener {
     }
 }
 
-/// What a message from the server says about pending builds: notices and the like say nothing.
-fn pending(message: &AsyncMessage) -> Option<Pending> {
+/// What a message from the server says about builds: notices and the like say nothing.
+fn notice(message: &AsyncMessage) -> Option<Notice> {
     let AsyncMessage::Notification(notification) = message else {
         return None;
     };
-    Some(match notification.payload().parse::<u64>() {
-        Ok(builds) => Pending::Builds(builds),
-        Err(_) => Pending::Unknown,
+    let payload = notification.payload();
+    Some(if notification.channel() == CANCELING_CHANNEL {
+        Notice::Canceling(canceling(payload))
+    } else {
+        Notice::Pending(match payload.parse::<u64>() {
+            Ok(builds) => Pending::Builds(builds),
+            Err(_) => Pending::Unknown,
+        })
     })
+}
+
+/// The ids of a canceling notification; anything unreadable counts as "too many to name".
+fn canceling(payload: &str) -> Canceling {
+    let ids: Result<Vec<BuildId>, _> = payload
+        .split(',')
+        .map(|id| id.parse::<i64>().map(BuildId))
+        .collect();
+    match ids {
+        Ok(ids) if !payload.is_empty() => Canceling::Builds(ids),
+        _ => Canceling::Unknown,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::PENDING_CHANNEL;
+    use super::{CANCELING_CHANNEL, Canceling, PENDING_CHANNEL, canceling};
+    use lockstep_domain::BuildId;
 
     const MIGRATION: &str =
         include_str!("../../../migrations/2026-11-26-000001_notify_pending/up.sql");
     const COUNT_MIGRATION: &str =
         include_str!("../../../migrations/2026-11-27-000000_notify_pending_count/up.sql");
+    const CANCELING_MIGRATION: &str =
+        include_str!("../../../migrations/2026-12-01-000003_notify_canceling/up.sql");
 
     /// The triggers spell the channel as a literal; it must be this constant.
     #[test]
@@ -138,5 +183,25 @@ mod tests {
                 "both triggers call `{call}`"
             );
         }
+    }
+
+    #[test]
+    fn the_update_trigger_notifies_both_exported_channels() {
+        for call in [
+            format!("pg_notify('{PENDING_CHANNEL}', builds::text)"),
+            format!("pg_notify('{CANCELING_CHANNEL}', canceling)"),
+        ] {
+            assert_eq!(CANCELING_MIGRATION.matches(&call).count(), 1, "`{call}`");
+        }
+    }
+
+    #[test]
+    fn a_canceling_payload_names_builds_or_asks_everyone_to_look() {
+        assert_eq!(
+            canceling("3,17"),
+            Canceling::Builds(vec![BuildId(3), BuildId(17)])
+        );
+        assert_eq!(canceling(""), Canceling::Unknown);
+        assert_eq!(canceling("3,x"), Canceling::Unknown);
     }
 }

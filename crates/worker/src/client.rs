@@ -25,6 +25,15 @@ pub(crate) enum Beat {
     Canceling,
 }
 
+/// A watched build as the server sees it.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Watched {
+    pub(crate) id: i64,
+    pub(crate) status: Option<String>,
+    /// `false`: the runner no longer holds it.
+    pub(crate) held: bool,
+}
+
 /// How a build ended, as reported to the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Report {
@@ -111,6 +120,30 @@ impl Client {
             .await
             .map_err(|error| CallError::Unavailable(format!("unreadable jobs: {error}")))?;
         Ok(answer.jobs)
+    }
+
+    /// Waits up to `wait_seconds` for one of `builds` to be asked to stop or lost; answers with
+    /// each as it stands.
+    pub(crate) async fn watch(
+        &self,
+        builds: &[i64],
+        wait_seconds: u32,
+    ) -> Result<Vec<Watched>, CallError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            builds: Vec<Watched>,
+        }
+        let timeout = Duration::from_secs(u64::from(wait_seconds)) + CALL_TIMEOUT;
+        let response = send(
+            self.post("/jobs/watch", timeout)
+                .json(&serde_json::json!({ "ids": builds, "wait_seconds": wait_seconds })),
+        )
+        .await?;
+        let answer = response
+            .json::<Answer>()
+            .await
+            .map_err(|error| CallError::Unavailable(format!("unreadable watch: {error}")))?;
+        Ok(answer.builds)
     }
 
     pub(crate) async fn heartbeat(&self, build: i64) -> Result<Beat, CallError> {

@@ -6,6 +6,7 @@ use crate::client::{Beat, CallError, Client, Job, Report};
 use crate::log::{Streamed, stream};
 use crate::process::{Exit, Script};
 use crate::script;
+use crate::watch::Watcher;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -21,11 +22,12 @@ pub(crate) struct Runner {
     pub(crate) client: Client,
     pub(crate) shell: PathBuf,
     pub(crate) work_dir: PathBuf,
+    pub(crate) watcher: Watcher,
 }
 
 /// Why the script stopped, when it did not simply exit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
+pub(crate) enum Stop {
     Canceled,
     Timeout,
     LeaseLost,
@@ -40,8 +42,11 @@ pub(crate) async fn run(runner: &Runner, job: Job, abort: CancellationToken) {
     // Heartbeats go on until the report is delivered, so that a server that was away while
     // the build ended does not expire it while the report is retried.
     let beats = CancellationToken::new();
-    let (heartbeat, beat) = spawn_heartbeat(runner.client.clone(), &job, beats.clone());
-    let report = match execute(runner, &job, &dir, &abort, beat).await {
+    // The heartbeats and the watch both say when to stop; the build acts on the first.
+    let (stop, stopped) = mpsc::channel(2);
+    let heartbeat = spawn_heartbeat(runner.client.clone(), &job, stop.clone(), beats.clone());
+    let watching = runner.watcher.watch(job.id, stop);
+    let report = match execute(runner, &job, &dir, &abort, stopped).await {
         Ok(report) => report,
         Err(error) => {
             tracing::error!(build_id = job.id, %error, "could not run the build");
@@ -52,6 +57,7 @@ pub(crate) async fn run(runner: &Runner, job: Job, abort: CancellationToken) {
             })
         }
     };
+    drop(watching);
     if let Err(error) = std::fs::remove_dir_all(&dir)
         && error.kind() != std::io::ErrorKind::NotFound
     {
@@ -202,14 +208,14 @@ async fn forward(mut output: mpsc::Receiver<Vec<u8>>, to: mpsc::Sender<Vec<u8>>)
 fn spawn_heartbeat(
     client: Client,
     job: &Job,
+    sender: mpsc::Sender<Stop>,
     done: CancellationToken,
-) -> (JoinHandle<()>, mpsc::Receiver<Stop>) {
-    let (sender, receiver) = mpsc::channel(1);
+) -> JoinHandle<()> {
     let every = Duration::from_secs(job.lease_seconds)
         .div_f64(3.0)
         .max(Duration::from_millis(200));
     let id = job.id;
-    let task = tokio::spawn(async move {
+    tokio::spawn(async move {
         let mut canceling_sent = false;
         loop {
             tokio::select! {
@@ -220,18 +226,19 @@ fn spawn_heartbeat(
                 Ok(Beat::Running) => {}
                 Ok(Beat::Canceling) if !canceling_sent => {
                     canceling_sent = true;
-                    let _ = sender.send(Stop::Canceled).await;
+                    // Never waits: the build acts on the first stop it hears, and a full
+                    // channel already holds one.
+                    let _ = sender.try_send(Stop::Canceled);
                 }
                 Ok(Beat::Canceling) => {}
                 Err(CallError::Gone | CallError::Refused { .. }) => {
-                    let _ = sender.send(Stop::LeaseLost).await;
+                    let _ = sender.try_send(Stop::LeaseLost);
                     return;
                 }
                 Err(error) => tracing::warn!(build_id = id, %error, "heartbeat failed"),
             }
         }
-    });
-    (task, receiver)
+    })
 }
 
 /// Sends the report until the server takes it. Returns whether it did.

@@ -6,6 +6,7 @@ mod job;
 mod log;
 mod process;
 mod script;
+mod watch;
 mod worker;
 
 pub use worker::{Config, Shutdown, run};

@@ -6,6 +6,7 @@
 use crate::backoff::Backoff;
 use crate::client::{CallError, Client};
 use crate::job::{self, Runner};
+use crate::watch::Watcher;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,10 +66,14 @@ impl Shutdown {
 /// Runs until drained. Fails only when the server refuses the token.
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.work_dir)?;
+    let client = Client::new(&config.url, &config.token)?;
+    let watch_done = CancellationToken::new();
+    let (watcher, watch_task) = Watcher::spawn(client.clone(), watch_done.clone());
     let runner = Runner {
-        client: Client::new(&config.url, &config.token)?,
+        client,
         shell: config.shell.clone(),
         work_dir: config.work_dir.clone(),
+        watcher,
     };
     tracing::info!(url = %config.url, concurrency = config.concurrency, shell = %config.shell.display(), "worker started");
     let mut running = JoinSet::new();
@@ -78,6 +83,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
             outcome = Err(anyhow::anyhow!("a build's task panicked: {join}"));
         }
     }
+    watch_done.cancel();
+    let _ = watch_task.await;
     tracing::info!("worker stopped");
     outcome
 }

@@ -6,7 +6,7 @@ use crate::auth::Runner;
 use crate::blocking::{TaskError, run_blocking, with_conn};
 use crate::dto::{
     FinishAnswer, FinishRequest, HeartbeatAnswer, Job, JobRequest, JobResult, LogAppended,
-    RunnerFailure,
+    RunnerFailure, WatchAnswer, WatchRequest,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query, body_error};
@@ -16,7 +16,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use lockstep_domain::{BuildId, BuildResult, BuildStatus, FailureReason};
-use lockstep_storage_pg::{AcquiredBuild, Applied, RunnerView, Transitions, append_log};
+use lockstep_storage_pg::{
+    AcquiredBuild, Applied, RunnerView, Transitions, WatchedBuild, append_log, watch_builds,
+};
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -24,6 +26,8 @@ use utoipa::IntoParams;
 
 /// The longest a job request may wait.
 pub(crate) const MAX_WAIT_SECONDS: u32 = 30;
+/// The most builds one watch may name: a worker's largest concurrency.
+pub(crate) const MAX_WATCHED: usize = 256;
 /// The largest log chunk one call may append.
 pub(crate) const MAX_LOG_CHUNK: usize = 1024 * 1024;
 
@@ -115,6 +119,51 @@ async fn refresh(state: AppState, pipelines: Vec<lockstep_domain::PipelineId>) {
     if let Err(error) = refreshed {
         tracing::warn!(%error, "pipeline status not refreshed after a claim");
     }
+}
+
+/// Waits until one of the runner's builds needs it: asked to stop (`canceling`), or no longer
+/// held. Answers at once if one already does, else when one comes to, or after `wait_seconds`
+/// (or when the server shuts down) with every build as it stands. Changes nothing: heartbeats
+/// still keep the leases.
+#[utoipa::path(post, path = "/api/v1/jobs/watch", tag = "runner protocol",
+    request_body = WatchRequest,
+    responses((status = 200, body = WatchAnswer), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("runner" = [])))]
+pub(crate) async fn watch(
+    State(state): State<AppState>,
+    Runner(runner): Runner,
+    Json(body): Json<WatchRequest>,
+) -> ApiResult<axum::Json<WatchAnswer>> {
+    let wait = wait_seconds(body.wait_seconds)?;
+    if body.ids.is_empty() || body.ids.len() > MAX_WATCHED {
+        return Err(ApiError::invalid(
+            "ids",
+            format!("`ids` must name 1 to {MAX_WATCHED} builds"),
+        ));
+    }
+    let ids: Vec<BuildId> = body.ids.into_iter().map(BuildId).collect();
+    let deadline = Instant::now() + Duration::from_secs(u64::from(wait));
+    // Subscribed before the first read, so that a cancel committed after it is heard.
+    let mut subscription = state.watches.subscribe(&ids);
+    loop {
+        let (ids, runner) = (ids.clone(), runner.id);
+        let builds = with_conn(&state, move |conn, _| watch_builds(conn, runner, &ids)).await?;
+        if builds.iter().any(WatchedBuild::needs_action) {
+            return Ok(watched(builds));
+        }
+        tokio::select! {
+            () = subscription.concerned() => {}
+            () = tokio::time::sleep_until(deadline) => return Ok(watched(builds)),
+            () = state.stopped() => return Ok(watched(builds)),
+        }
+    }
+}
+
+fn watched(builds: Vec<WatchedBuild>) -> axum::Json<WatchAnswer> {
+    axum::Json(WatchAnswer {
+        builds: builds.into_iter().map(Into::into).collect(),
+    })
 }
 
 /// Extends the lease of a build the runner holds, and says whether to stop it.

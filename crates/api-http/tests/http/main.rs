@@ -11,3 +11,4 @@ mod contract;
 mod long_poll;
 mod resource_groups;
 mod unavailable;
+mod watch;

@@ -1,11 +1,14 @@
-//! The pending-build channel: which writes wake listening runners and which stay silent.
+//! The pending-build and canceling-build channels: which writes wake listening runners and
+//! watches, and which stay silent.
 
 use crate::support::{Fixture, JobExt, LEASE, job, now};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 use lockstep_domain::{BuildResult, When};
-use lockstep_storage_pg::{PENDING_CHANNEL, Pending, PendingListener};
+use lockstep_storage_pg::{
+    CANCELING_CHANNEL, Canceling, Listener, Notice, PENDING_CHANNEL, Pending,
+};
 use std::time::{Duration, Instant};
 
 const SENTINEL: &str = "sentinel";
@@ -108,7 +111,7 @@ fn the_pending_listener_hears_how_many_builds_became_pending() {
         .build()
         .expect("a runtime");
     let mut listener = runtime
-        .block_on(PendingListener::connect(f.db.url()))
+        .block_on(Listener::connect(f.db.url()))
         .expect("listening");
     f.create(vec![job("a"), job("b")]);
     diesel::sql_query("SELECT pg_notify($1, 'no count')")
@@ -122,6 +125,82 @@ fn the_pending_listener_hears_how_many_builds_became_pending() {
             .expect("a notification within 10 s")
             .expect("the connection holds")
     };
-    assert_eq!(next(), Pending::Builds(2));
-    assert_eq!(next(), Pending::Unknown);
+    assert_eq!(next(), Notice::Pending(Pending::Builds(2)));
+    assert_eq!(next(), Notice::Pending(Pending::Unknown));
+}
+
+/// Canceling a pipeline with two running builds and a pending one announces the two running
+/// ones, by id, on the canceling channel: the pending one is canceled outright, nothing to stop.
+#[test]
+fn canceling_running_builds_names_them_on_the_canceling_channel() {
+    let mut f = Fixture::new();
+    let created = f.create(vec![job("a"), job("b"), job("c").tags(&["elsewhere"])]);
+    let first = f.acquire().expect("a is pending");
+    let second = f.acquire().expect("b is pending");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut listener = runtime
+        .block_on(Listener::connect(f.db.url()))
+        .expect("listening");
+    f.tx()
+        .cancel_pipeline(created.id, now())
+        .expect("cancel the pipeline");
+    let notice = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), listener.next()).await })
+        .expect("a notification within 10 s")
+        .expect("the connection holds");
+    let mut ids = vec![first.id, second.id];
+    ids.sort();
+    assert_eq!(notice, Notice::Canceling(Canceling::Builds(ids)));
+}
+
+#[test]
+fn a_runner_confirming_a_cancel_is_not_announced_again() {
+    let mut f = Fixture::new();
+    f.create(vec![job("a")]);
+    let build = f.acquire().expect("a is pending");
+    let mut listener = f.db.connect();
+    diesel::sql_query(format!("LISTEN {CANCELING_CHANNEL}"))
+        .execute(&mut listener)
+        .expect("listen");
+    f.tx().cancel_build(build.id, now()).expect("cancel");
+    let runner = f.runner;
+    f.tx()
+        .heartbeat(build.id, runner, LEASE, now())
+        .expect("a heartbeat while canceling");
+    f.tx()
+        .finish(build.id, runner, BuildResult::Canceled, now())
+        .expect("confirm");
+    assert_eq!(
+        canceled_ids(&mut f.conn, &mut listener),
+        [build.id.0.to_string()]
+    );
+}
+
+/// The canceling notifications `listener` received, by payload, up to a sentinel (as in
+/// [`wakeups`]).
+fn canceled_ids(writer: &mut PgConnection, listener: &mut PgConnection) -> Vec<String> {
+    diesel::sql_query("SELECT pg_notify($1, $2)")
+        .bind::<Text, _>(CANCELING_CHANNEL)
+        .bind::<Text, _>(SENTINEL)
+        .execute(writer)
+        .expect("send the sentinel");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut payloads = Vec::new();
+    loop {
+        diesel::sql_query("SELECT 1")
+            .execute(listener)
+            .expect("poll");
+        for notification in listener.notifications_iter() {
+            let notification = notification.expect("notification");
+            if notification.payload == SENTINEL {
+                return payloads;
+            }
+            payloads.push(notification.payload);
+        }
+        assert!(Instant::now() < deadline, "the sentinel never arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

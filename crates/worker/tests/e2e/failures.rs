@@ -80,6 +80,34 @@ async fn cancel_stops_the_whole_process_group() {
     stack.stop().await;
 }
 
+/// With a 60 s lease the next heartbeat is 20 s away: only the watch can stop the script in
+/// time for this test's limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_reaches_the_script_long_before_the_next_heartbeat() {
+    let stack = Stack::new(Duration::from_secs(60)).await;
+    let _worker = stack.worker(&[]);
+    let id = stack
+        .submit(json!([{ "name": "long", "script": ["echo started", "sleep 300"] }]))
+        .await;
+    let (build_id, _) = stack.running_log(id, "long", "started").await;
+    stack
+        .admin_post(&format!("/builds/{build_id}/cancel"), &json!({}))
+        .await;
+    let pipeline = stack.wait_finished(id, Duration::from_secs(8)).await;
+    assert_eq!(
+        build(&pipeline, "long")["status"],
+        "canceled",
+        "{pipeline:#}"
+    );
+    let (log, _) = stack.log(build_id).await;
+    assert!(
+        String::from_utf8_lossy(&log).contains("the build was canceled"),
+        "{}",
+        String::from_utf8_lossy(&log)
+    );
+    stack.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_loses_its_build_after_the_lease_and_leaves_nothing_running() {
     let stack = Stack::new(Duration::from_secs(4)).await;
