@@ -17,8 +17,40 @@ pub struct Settings {
     pub api_token: String,
     /// How long a claimed build stays leased without a heartbeat.
     pub lease: Duration,
+    /// How long a freshly claimed build waits for its runner's first heartbeat, log append or
+    /// report before it goes back to pending (its runner may never have got the answer).
+    pub acknowledge_within: Duration,
+    /// How long a build asked to stop may stay `canceling` before it is canceled without its
+    /// runner's confirmation.
+    pub cancel_grace: Duration,
     /// How often the lease reaper looks for expired leases.
     pub reaper_interval: Duration,
+}
+
+impl Settings {
+    /// Settings with the server's defaults for everything but the token and the lease.
+    pub fn new(api_token: String, lease: Duration) -> Self {
+        let acknowledge_within = DEFAULT_ACKNOWLEDGE_WITHIN.min(lease);
+        let cancel_grace = DEFAULT_CANCEL_GRACE;
+        Self {
+            api_token,
+            lease,
+            acknowledge_within,
+            cancel_grace,
+            reaper_interval: reaper_interval(lease, acknowledge_within, cancel_grace),
+        }
+    }
+}
+
+/// A freshly claimed build's acknowledgement lease, unless configured.
+pub const DEFAULT_ACKNOWLEDGE_WITHIN: Duration = Duration::from_secs(10);
+/// How long a cancel waits for its runner's confirmation, unless configured.
+pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(60);
+
+/// How often the reaper sweeps: a quarter of the shortest deadline it enforces, so that it acts
+/// within a quarter of that deadline after it passes, and never more often than twice a second.
+pub fn reaper_interval(lease: Duration, acknowledge_within: Duration, grace: Duration) -> Duration {
+    (lease.min(acknowledge_within).min(grace) / 4).max(Duration::from_millis(500))
 }
 
 /// The shared state. Concrete types only: tests run it against a real database.
@@ -28,6 +60,8 @@ pub struct App {
     pub(crate) stats: TxStats,
     pub(crate) api_token: TokenHash,
     pub(crate) lease: Duration,
+    pub(crate) acknowledge_within: Duration,
+    pub(crate) cancel_grace: Duration,
     pub(crate) reaper_interval: Duration,
     pub(crate) wake: Wake,
     pub(crate) watches: Watches,
@@ -54,6 +88,8 @@ impl AppState {
             stats: TxStats::default(),
             api_token: TokenHash::of(&settings.api_token),
             lease: settings.lease,
+            acknowledge_within: settings.acknowledge_within,
+            cancel_grace: settings.cancel_grace,
             reaper_interval: settings.reaper_interval,
             wake: Wake::default(),
             watches: Watches::default(),

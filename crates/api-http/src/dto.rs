@@ -453,7 +453,10 @@ pub(crate) struct Job {
     /// Environment variables for the script: `CI_JOB_ID`, `CI_PIPELINE_ID`, `CI_JOB_NAME`, …
     variables: BTreeMap<String, String>,
     timeout_seconds: u32,
+    /// How long each heartbeat extends the lease.
     lease_seconds: u64,
+    /// The acknowledgement deadline: unless a heartbeat, log append or report comes before it,
+    /// the build goes back to the queue.
     lease_expires_at: DateTime<Utc>,
     deployment: Option<Deployment>,
 }

@@ -15,7 +15,9 @@ mod server;
 mod wake;
 mod watch;
 
-pub use app::{App, AppState, Settings};
+pub use app::{
+    App, AppState, DEFAULT_ACKNOWLEDGE_WITHIN, DEFAULT_CANCEL_GRACE, Settings, reaper_interval,
+};
 pub use openapi::openapi_json;
 pub use router::router;
 pub use server::{ServerConfig, run, serve, start};

@@ -31,6 +31,16 @@ struct Args {
     #[arg(long, env = "LOCKSTEP_LEASE_SECONDS", default_value_t = 30,
         value_parser = clap::value_parser!(u64).range(2..=3600))]
     lease_seconds: u64,
+    /// Seconds a freshly claimed build waits for its runner's first heartbeat, log append or
+    /// report before it goes back to pending, its attempt not spent (at most the lease).
+    #[arg(long, env = "LOCKSTEP_ACKNOWLEDGE_SECONDS", default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..=3600))]
+    acknowledge_seconds: u64,
+    /// Seconds a build asked to stop may stay canceling before it is canceled without its
+    /// runner's confirmation.
+    #[arg(long, env = "LOCKSTEP_CANCEL_GRACE_SECONDS", default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=86400))]
+    cancel_grace_seconds: u64,
     /// Database connections in the pool.
     #[arg(long, env = "LOCKSTEP_POOL_SIZE", default_value_t = 16,
         value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -85,6 +95,15 @@ fn config(args: Args) -> anyhow::Result<ServerConfig> {
         bail!("LOCKSTEP_API_TOKEN is too short: use at least {MIN_TOKEN_CHARS} characters");
     }
     let lease = Duration::from_secs(args.lease_seconds);
+    if args.acknowledge_seconds > args.lease_seconds {
+        bail!(
+            "LOCKSTEP_ACKNOWLEDGE_SECONDS ({}) must not be longer than LOCKSTEP_LEASE_SECONDS ({})",
+            args.acknowledge_seconds,
+            args.lease_seconds
+        );
+    }
+    let acknowledge_within = Duration::from_secs(args.acknowledge_seconds);
+    let cancel_grace = Duration::from_secs(args.cancel_grace_seconds);
     Ok(ServerConfig {
         database_url: args.database_url.context("set DATABASE_URL")?,
         listen: args.listen,
@@ -93,8 +112,13 @@ fn config(args: Args) -> anyhow::Result<ServerConfig> {
         settings: Settings {
             api_token,
             lease,
-            // Expire a lost lease within a quarter of the lease after it passes.
-            reaper_interval: (lease / 4).max(Duration::from_millis(500)),
+            acknowledge_within,
+            cancel_grace,
+            reaper_interval: lockstep_api_http::reaper_interval(
+                lease,
+                acknowledge_within,
+                cancel_grace,
+            ),
         },
     })
 }

@@ -59,6 +59,7 @@ pub(crate) struct Metrics {
     acquire_wait: Mutex<Histogram>,
     long_polls_waiting: AtomicI64,
     leases_expired: AtomicU64,
+    claims_requeued: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -114,6 +115,11 @@ impl Metrics {
             .fetch_add(builds as u64, Ordering::Relaxed);
     }
 
+    pub(crate) fn claims_requeued(&self, builds: usize) {
+        self.claims_requeued
+            .fetch_add(builds as u64, Ordering::Relaxed);
+    }
+
     /// The text exposition of every metric. `pending` is `None` when the database could not
     /// be asked.
     pub(crate) fn render(&self, tx: &TxStatsSnapshot, pending: Option<i64>) -> String {
@@ -145,12 +151,23 @@ impl Metrics {
             &mut out,
             "lockstep_leases_expired_total",
             "counter",
-            "Builds whose lease this process expired.",
+            "Builds whose lease this process expired, or whose cancel it forced after the grace.",
         );
         let _ = writeln!(
             out,
             "lockstep_leases_expired_total {}",
             self.leases_expired.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "lockstep_claims_requeued_total",
+            "counter",
+            "Claimed builds this process handed back to the queue, never acknowledged.",
+        );
+        let _ = writeln!(
+            out,
+            "lockstep_claims_requeued_total {}",
+            self.claims_requeued.load(Ordering::Relaxed)
         );
         if let Some(pending) = pending {
             header(

@@ -1,5 +1,7 @@
-//! The lease reaper: expires builds whose runner stopped sending heartbeats, through the same
-//! lock-ordered transitions as everything else. Every replica runs one; they may overlap.
+//! The lease reaper: expires builds whose runner stopped sending heartbeats, hands claims never
+//! acknowledged back to the queue, and cancels builds whose runner did not confirm a cancel
+//! within the grace, through the same lock-ordered transitions as everything else. Every replica
+//! runs one; they may overlap.
 
 use crate::app::AppState;
 use crate::blocking::{TaskError, run_blocking};
@@ -29,18 +31,25 @@ pub(crate) async fn run(state: AppState) {
 pub(crate) async fn sweep(state: &AppState) -> Result<usize, TaskError> {
     let mut total = 0;
     loop {
-        let applied = run_blocking::<_, TaskError, _>(state, |conn, stats| {
-            Transitions::new(conn, stats).expire_leases(Utc::now(), BATCH)
+        let grace = state.cancel_grace;
+        let applied = run_blocking::<_, TaskError, _>(state, move |conn, stats| {
+            Transitions::new(conn, stats).expire_leases(Utc::now(), grace, BATCH)
         })
         .await?;
-        let builds = applied
+        let (requeued, expired): (Vec<_>, Vec<_>) = applied
             .iter()
             .flat_map(|a| &a.changes)
             .filter(|change| change.from.holds_lease())
-            .count();
-        if builds > 0 {
+            .partition(|change| change.to.is_queued_again(change.from));
+        if !expired.is_empty() {
+            let builds = expired.len();
             tracing::info!(pipelines = applied.len(), builds, "expired leases");
             state.metrics.leases_expired(builds);
+        }
+        if !requeued.is_empty() {
+            let builds = requeued.len();
+            tracing::info!(builds, "claims never acknowledged went back to the queue");
+            state.metrics.claims_requeued(builds);
         }
         total += applied.len();
         if applied.len() < BATCH as usize {
@@ -68,11 +77,10 @@ mod tests {
         let pool = r2d2::Pool::builder()
             .connection_timeout(Duration::from_millis(100))
             .build_unchecked(manager);
-        let settings = Settings {
-            api_token: "a-token-of-sixteen-chars".to_owned(),
-            lease: Duration::from_secs(30),
-            reaper_interval: Duration::from_secs(1),
-        };
+        let settings = Settings::new(
+            "a-token-of-sixteen-chars".to_owned(),
+            Duration::from_secs(30),
+        );
         let error = sweep(&AppState::new(pool, &settings))
             .await
             .expect_err("no database");

@@ -81,6 +81,10 @@ impl BuildResult {
 
 /// One build row as storage read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "a build row as read: each flag is one column, independent of the others"
+)]
 pub struct BuildState {
     pub id: BuildId,
     pub name: String,
@@ -93,6 +97,10 @@ pub struct BuildState {
     pub retry_limit: u32,
     pub runner_id: Option<RunnerId>,
     pub lease_expires_at: Option<DateTime<Utc>>,
+    /// Its runner has shown it received the build (a heartbeat, a log append or a report).
+    pub acknowledged: bool,
+    /// When it was asked to stop, while `canceling`.
+    pub canceling_since: Option<DateTime<Utc>>,
     /// Why it failed, once it has.
     pub failure_reason: Option<FailureReason>,
     pub has_deployment: bool,
@@ -127,9 +135,12 @@ pub enum PipelineEvent {
     RetryBuild(BuildId),
     /// Retry every failed or canceled build.
     RetryPipeline,
-    /// Builds whose lease passed before `now` lost their runner.
+    /// Builds whose lease passed before `now` lost their runner (or, never acknowledged, wait
+    /// for another); builds asked to stop before `unconfirmed_before` whose runner never
+    /// confirmed are canceled without it.
     ExpireLeases {
         now: DateTime<Utc>,
+        unconfirmed_before: DateTime<Utc>,
     },
     /// Nothing happened; bring the pipeline's status up to date (after an acquire).
     Refresh,
@@ -484,7 +495,10 @@ impl<'a> Work<'a> {
                 self.retry_pipeline();
                 Ok(())
             }
-            PipelineEvent::ExpireLeases { now } => self.expire(now),
+            PipelineEvent::ExpireLeases {
+                now,
+                unconfirmed_before,
+            } => self.expire(now, unconfirmed_before),
             PipelineEvent::Refresh => Ok(()),
             PipelineEvent::Supersede(rule) => self.supersede(rule),
         }
@@ -641,15 +655,28 @@ impl<'a> Work<'a> {
         self.slots[slot] = Slot::New(self.new.len() - 1);
     }
 
-    fn expire(&mut self, now: DateTime<Utc>) -> Result<(), TransitionError> {
+    fn expire(
+        &mut self,
+        now: DateTime<Utc>,
+        unconfirmed_before: DateTime<Utc>,
+    ) -> Result<(), TransitionError> {
         for slot in 0..self.slots.len() {
             let Some(row) = self.row_of(slot) else {
                 continue;
             };
             let builds = self.builds;
             let build = &builds[row];
-            let expired = build.lease_expires_at.is_none_or(|lease| lease < now);
-            if !self.status[row].holds_lease() || !expired {
+            let status = self.status[row];
+            let lease_passed = build.lease_expires_at.is_none_or(|lease| lease < now);
+            let unconfirmed = status == BuildStatus::Canceling
+                && build
+                    .canceling_since
+                    .is_none_or(|since| since < unconfirmed_before);
+            if !status.holds_lease() || !(lease_passed || unconfirmed) {
+                continue;
+            }
+            if status == BuildStatus::Running && !build.acknowledged {
+                self.step(row, BuildEvent::Requeue)?;
                 continue;
             }
             self.step(row, BuildEvent::LoseLease)?;
@@ -665,7 +692,11 @@ impl<'a> Work<'a> {
 
     fn into_plan(self) -> Plan {
         let slot_status = self.slot_status_vec();
-        let started = self.builds.iter().any(|b| b.runner_id.is_some());
+        // A build handed back unacknowledged never started as far as the pipeline goes.
+        let started =
+            self.builds.iter().enumerate().any(|(row, b)| {
+                b.runner_id.is_some() && !self.status[row].is_queued_again(b.status)
+            });
         let pipeline_to = self.jobs.pipeline_status(&slot_status, started);
         let mut changes: Vec<BuildChange> = self
             .builds

@@ -127,6 +127,11 @@ impl BuildStatus {
         !self.is_active()
     }
 
+    /// This status, reached from `before`, hands a held build back to the queue (a requeue).
+    pub fn is_queued_again(self, before: Self) -> bool {
+        self == Self::Pending && before.holds_lease()
+    }
+
     /// A runner holds this build under a lease.
     pub fn holds_lease(self) -> bool {
         matches!(self, Self::Running | Self::Canceling)

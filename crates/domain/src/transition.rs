@@ -27,8 +27,13 @@ pub enum BuildEvent {
     Abort,
     /// Someone asked for it to stop.
     Cancel,
-    /// Its lease passed without a heartbeat: the runner is presumed lost.
+    /// Its lease passed without a heartbeat, or it was asked to stop and its runner never
+    /// confirmed within the grace period: the runner is presumed lost.
     LoseLease,
+    /// Its runner never acknowledged it (no heartbeat, log or report within the short lease a
+    /// claim starts with): it may never have received it, so the build waits for a runner
+    /// again, its attempt not spent.
+    Requeue,
     /// Its runner says it is still working on it.
     Heartbeat,
     /// A person starts a manual job.
@@ -49,6 +54,7 @@ impl fmt::Display for BuildEvent {
             Self::Abort => "abort",
             Self::Cancel => "cancel",
             Self::LoseLease => "lose lease",
+            Self::Requeue => "requeue",
             Self::Heartbeat => "heartbeat",
             Self::Play => "play",
         };
@@ -87,6 +93,7 @@ pub fn next(from: BuildStatus, event: BuildEvent) -> Result<Step, IllegalTransit
             Step::To(S::Skipped)
         }
         (E::Acquire, S::Pending) => Step::To(S::Running),
+        (E::Requeue, S::Running) => Step::To(S::Pending),
         (E::Succeed, S::Running | S::Canceling) => Step::To(S::Success),
         (E::Fail | E::LoseLease, S::Running) => Step::To(S::Failed),
         (E::Fail, S::Canceling) => Step::To(S::Failed),
@@ -113,7 +120,7 @@ mod tests {
     use BuildEvent as E;
     use BuildStatus as S;
 
-    const EVENTS: [BuildEvent; 13] = [
+    const EVENTS: [BuildEvent; 14] = [
         E::Enqueue,
         E::Queue,
         E::Grant,
@@ -125,6 +132,7 @@ mod tests {
         E::Abort,
         E::Cancel,
         E::LoseLease,
+        E::Requeue,
         E::Heartbeat,
         E::Play,
     ];
@@ -155,6 +163,7 @@ mod tests {
         (S::Running, E::Abort, Some(S::Canceled)),
         (S::Running, E::Cancel, Some(S::Canceling)),
         (S::Running, E::LoseLease, Some(S::Failed)),
+        (S::Running, E::Requeue, Some(S::Pending)),
         (S::Running, E::Heartbeat, None),
         (S::Canceling, E::Succeed, Some(S::Success)),
         (S::Canceling, E::Fail, Some(S::Failed)),

@@ -225,6 +225,7 @@ pub(crate) struct LockedBuild {
     pub(crate) status: String,
     pub(crate) runner_id: Option<i64>,
     pub(crate) lease_expires_at: Option<DateTime<Utc>>,
+    pub(crate) acknowledged_at: Option<DateTime<Utc>>,
 }
 
 /// Build rows this transaction holds, by id.
@@ -533,6 +534,7 @@ impl<'c, S: Before<AtBuilds>> Locks<'c, S> {
                 ci_builds::status,
                 ci_builds::runner_id,
                 ci_builds::lease_expires_at,
+                ci_builds::acknowledged_at,
             ))
             .for_no_key_update()
             .load::<LockedBuild>(next.conn())?;

@@ -6,7 +6,7 @@ use crate::prepared::{Prepared, Statement};
 use crate::rows::parse;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Binary, Nullable, Text};
+use diesel::sql_types::{BigInt, Binary, Bool, Nullable, Text};
 use lockstep_domain::{BuildId, BuildStatus, RunnerId, check_holder};
 
 /// The most log a build may have, in bytes. Appends past it are refused whole.
@@ -43,6 +43,8 @@ struct AppendRow {
     runner_id: Option<i64>,
     #[diesel(sql_type = Text)]
     status: String,
+    #[diesel(sql_type = Bool)]
+    acknowledged: bool,
     #[diesel(sql_type = BigInt)]
     log_end: i64,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -72,7 +74,8 @@ struct ReadRow {
 /// `LogOffset` (the log ends elsewhere; also what the loser of two appends at the same offset
 /// gets), `LogTooLarge` (the log would pass [`MAX_LOG_BYTES`]).
 ///
-/// One statement when it succeeds; a second read only when two appends raced.
+/// One statement when it succeeds; a second read only when two appends raced. It does not
+/// acknowledge the claim: the runner protocol's append, `Transitions::append_log`, does.
 pub fn append_log(
     conn: &mut PgConnection,
     build: BuildId,
@@ -80,6 +83,26 @@ pub fn append_log(
     offset: u64,
     data: &[u8],
 ) -> Result<u64, StorageError> {
+    append(conn, build, runner, offset, data).map(|appended| appended.end)
+}
+
+/// What an accepted append left behind.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Appended {
+    /// Where the log ends now.
+    pub(crate) end: u64,
+    /// Whether the runner had acknowledged the build before this append.
+    pub(crate) acknowledged: bool,
+}
+
+/// [`append_log`], saying whether the build was acknowledged.
+pub(crate) fn append(
+    conn: &mut PgConnection,
+    build: BuildId,
+    runner: RunnerId,
+    offset: u64,
+    data: &[u8],
+) -> Result<Appended, StorageError> {
     let row = Prepared::<Append>::new()
         .bind::<BigInt, _>(build.0)
         .bind::<BigInt, _>(runner.0)
@@ -98,8 +121,12 @@ pub fn append_log(
     if end != offset {
         return Err(StorageError::LogOffset { end });
     }
+    let appended = |end| Appended {
+        end,
+        acknowledged: row.acknowledged,
+    };
     if data.is_empty() {
-        return Ok(end);
+        return Ok(appended(end));
     }
     let too_large = u64::try_from(data.len())
         .ok()
@@ -111,7 +138,7 @@ pub fn append_log(
         });
     }
     if let Some(new_end) = row.new_end {
-        return offset_of("new log end", new_end);
+        return offset_of("new log end", new_end).map(appended);
     }
     // Every check passed, yet nothing was inserted: another append took this offset first
     // (ON CONFLICT DO NOTHING). Its commit is visible to a new statement.

@@ -36,6 +36,8 @@ diesel::table! {
         finished_at -> Nullable<Timestamptz>,
         resource_group_id -> Nullable<Int8>,
         interruptible -> Bool,
+        canceling_since -> Nullable<Timestamptz>,
+        acknowledged_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -152,7 +152,9 @@ impl<'a> Transitions<'a> {
         Ok(created)
     }
 
-    /// Acquires up to `limit` pending builds whose tags the runner has, leased for `lease`: one
+    /// Acquires up to `limit` pending builds whose tags the runner has, leased for
+    /// `acknowledge_within` (the acknowledgement lease: the runner's first heartbeat, log
+    /// append or report must come before it passes, or the build goes back to pending): one
     /// transaction around the claim statement (`locking/claim.sql`), which never locks a
     /// pipeline. A pipeline the claim saw as not yet `running` comes back in
     /// [`Acquired::stale_pipelines`]; pass them to [`Self::refresh_pipelines`] when it suits
@@ -162,7 +164,7 @@ impl<'a> Transitions<'a> {
         runner: RunnerId,
         runner_tags: &[String],
         limit: u32,
-        lease: Duration,
+        acknowledge_within: Duration,
         now: DateTime<Utc>,
     ) -> Result<Acquired, StorageError> {
         let request = ClaimRequest {
@@ -170,7 +172,7 @@ impl<'a> Transitions<'a> {
             runner_tags,
             limit: i64::from(limit),
             now,
-            lease_expires_at: now + lease,
+            lease_expires_at: now + acknowledge_within,
         };
         let kind = TransitionKind::Acquire;
         let builds = transaction(self.conn, self.stats, kind, |conn| {
@@ -192,7 +194,8 @@ impl<'a> Transitions<'a> {
         })
     }
 
-    /// Extends the lease of a build the runner holds; tells it whether to stop.
+    /// Extends the lease of a build the runner holds (the first heartbeat acknowledges the
+    /// claim); tells it whether to stop.
     pub fn heartbeat(
         &mut self,
         build: BuildId,
@@ -202,10 +205,29 @@ impl<'a> Transitions<'a> {
     ) -> Result<Heartbeat, StorageError> {
         let kind = TransitionKind::Heartbeat;
         let beat = transaction(self.conn, self.stats, kind, |conn| {
-            acquire::heartbeat(conn, build, runner, now + lease)
+            acquire::heartbeat(conn, build, runner, now + lease, now)
         })?;
         self.stats.committed(kind);
         Ok(beat)
+    }
+
+    /// Appends to the log of a build the runner holds, as [`crate::append_log`] does; the first
+    /// append of a claim acknowledges it, as a heartbeat would (extending the lease by
+    /// `lease`). Returns where the log ends now.
+    pub fn append_log(
+        &mut self,
+        build: BuildId,
+        runner: RunnerId,
+        offset: u64,
+        data: &[u8],
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        let appended = crate::logs::append(self.conn, build, runner, offset, data)?;
+        if !appended.acknowledged {
+            self.heartbeat(build, runner, lease, now)?;
+        }
+        Ok(appended.end)
     }
 
     /// The runner holding `build` reports its result. Repeating the same report is harmless.
@@ -408,22 +430,33 @@ impl<'a> Transitions<'a> {
         Ok(applied)
     }
 
-    /// Fails (or, when asked to stop, cancels) builds whose lease passed before `now`, in at
-    /// most `max_pipelines` pipelines, one transaction each. Automatic retries follow the job's
-    /// `retry`. Safe to run from several processes at once.
+    /// Fails (or, when asked to stop, cancels) builds whose lease passed before `now`, hands
+    /// claims never acknowledged back to the queue, and cancels builds asked to stop before
+    /// `now - cancel_grace` whose runner never confirmed; in at most `max_pipelines` pipelines,
+    /// one transaction each. Automatic retries follow the job's `retry`. Safe to run from
+    /// several processes at once.
     pub fn expire_leases(
         &mut self,
         now: DateTime<Utc>,
+        cancel_grace: Duration,
         max_pipelines: u32,
     ) -> Result<Vec<Applied>, StorageError> {
-        let pipelines =
-            expire::pipelines_with_expired_leases(self.conn, now, i64::from(max_pipelines))?;
+        let unconfirmed_before = now - cancel_grace;
+        let pipelines = expire::pipelines_with_expired_leases(
+            self.conn,
+            now,
+            unconfirmed_before,
+            i64::from(max_pipelines),
+        )?;
         let mut applied = Vec::new();
         for pipeline in pipelines {
             let result = self.on_pipeline(
                 pipeline,
                 TransitionKind::ExpireLeases,
-                PipelineEvent::ExpireLeases { now },
+                PipelineEvent::ExpireLeases {
+                    now,
+                    unconfirmed_before,
+                },
                 now,
             )?;
             if !result.is_noop() {

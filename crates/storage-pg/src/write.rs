@@ -55,12 +55,17 @@ pub(crate) fn update_builds(
     // Builds that end the same way (status, reason, exit code) are written by one statement.
     type Outcome<'a> = (&'a str, Option<&'a str>, Option<i32>);
     let mut groups: BTreeMap<Outcome<'_>, Vec<i64>> = BTreeMap::new();
+    let mut requeued = Vec::new();
     for change in changes {
         if !held.holds(change.id) {
             return Err(StorageError::corrupt(format!(
                 "refused to write build {} without its lock",
                 change.id
             )));
+        }
+        if change.to.is_queued_again(change.from) {
+            requeued.push(change.id.0);
+            continue;
         }
         let key = (
             change.to.as_str(),
@@ -80,13 +85,20 @@ pub(crate) fn update_builds(
             .bind::<Nullable<Timestamptz>, _>(queued_at(to, now))
             .bind::<Nullable<Timestamptz>, _>(finished_at(to.is_terminal(), now))
             .bind::<Array<BigInt>, _>(ids)
+            .bind::<Timestamptz, _>(now)
+            .execute(conn)?;
+    }
+    if !requeued.is_empty() {
+        Prepared::<Requeue>::new()
+            .bind::<Array<BigInt>, _>(requeued)
             .execute(conn)?;
     }
     Ok(())
 }
 
 /// A status change of builds; a clock or failure detail that is NULL here keeps its value, and
-/// a group's build that starts a queue clock takes the database's (see `queued_at`).
+/// a group's build that starts a queue clock takes the database's (see `queued_at`). A build
+/// asked to stop starts the cancel's grace (`canceling_since`) at `$7`.
 struct SetBuildStatus;
 
 impl Statement for SetBuildStatus {
@@ -94,8 +106,18 @@ impl Statement for SetBuildStatus {
         failure_reason = COALESCE($2, failure_reason), exit_code = COALESCE($3, exit_code), \
         queued_at = CASE WHEN $4::timestamptz IS NOT NULL AND resource_group_id IS NOT NULL \
             THEN clock_timestamp() ELSE COALESCE($4, queued_at) END, \
-        finished_at = COALESCE($5, finished_at) \
+        finished_at = COALESCE($5, finished_at), \
+        canceling_since = CASE WHEN $1 = 'canceling' THEN $7 ELSE canceling_since END \
         WHERE id = ANY($6)";
+}
+
+/// A claim its runner never acknowledged goes back to the queue as if never claimed: no runner,
+/// no lease, its attempt and its place (`queued_at`, and a group's slot) kept.
+struct Requeue;
+
+impl Statement for Requeue {
+    const SQL: &'static str = "UPDATE ci_builds SET status = 'pending', runner_id = NULL, \
+        lease_expires_at = NULL, started_at = NULL, acknowledged_at = NULL WHERE id = ANY($1)";
 }
 
 /// Sets deployment statuses.
@@ -340,6 +362,7 @@ pub(crate) fn extend_lease(
     held: &LockedBuilds,
     build: BuildId,
     until: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<(), StorageError> {
     if !held.holds(build) {
         return Err(StorageError::corrupt(format!(
@@ -349,14 +372,17 @@ pub(crate) fn extend_lease(
     Prepared::<ExtendLease>::new()
         .bind::<Timestamptz, _>(until)
         .bind::<BigInt, _>(build.0)
+        .bind::<Timestamptz, _>(now)
         .execute(conn)?;
     Ok(())
 }
 
+/// Extends a lease; the first extension acknowledges the claim.
 struct ExtendLease;
 
 impl Statement for ExtendLease {
-    const SQL: &'static str = "UPDATE ci_builds SET lease_expires_at = $1 WHERE id = $2";
+    const SQL: &'static str = "UPDATE ci_builds SET lease_expires_at = $1, \
+        acknowledged_at = COALESCE(acknowledged_at, $3) WHERE id = $2";
 }
 
 #[cfg(test)]

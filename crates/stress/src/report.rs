@@ -21,7 +21,11 @@ pub struct Report {
     pub deadlocks_server: i64,
     pub serialization_retries: u64,
     pub replans: u64,
+    /// Builds claimed at least once.
     pub acquired: u64,
+    /// Claims the reaper handed back unacknowledged (their runner "never got the answer").
+    pub requeued: u64,
+    /// Claims beyond one per hand-back: a build held twice at once.
     pub duplicate_acquires: u64,
     pub unexpected_errors: u64,
     pub invariant_violations: usize,

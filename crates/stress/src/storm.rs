@@ -15,7 +15,7 @@ use lockstep_storage_pg::{
     Applied, GroupSettings, NewPipeline, StorageError, Transitions, TxStats, check_invariants,
     create_project, load_pipeline, register_runner,
 };
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -39,8 +39,10 @@ struct Shared {
     project: ProjectId,
     pipelines: Vec<ValidPipeline>,
     working: Mutex<VecDeque<(PipelineId, Vec<BuildId>)>>,
-    acquired: Mutex<HashSet<BuildId>>,
-    duplicates: AtomicU64,
+    /// How often each build was claimed, and how often the reaper handed it back unacknowledged:
+    /// a build claimed more often than it was handed back, plus once, was held twice.
+    claims: Mutex<HashMap<BuildId, u64>>,
+    requeues: Mutex<HashMap<BuildId, u64>>,
     rejected: AtomicU64,
     cancels_touching_deployments: AtomicU64,
     errors: Mutex<Vec<String>>,
@@ -66,8 +68,8 @@ pub fn run(url: &str, config: StormConfig) -> anyhow::Result<Report> {
         project,
         pipelines: pipelines(),
         working: Mutex::new(VecDeque::new()),
-        acquired: Mutex::new(HashSet::new()),
-        duplicates: AtomicU64::new(0),
+        claims: Mutex::new(HashMap::new()),
+        requeues: Mutex::new(HashMap::new()),
         rejected: AtomicU64::new(0),
         cancels_touching_deployments: AtomicU64::new(0),
         errors: Mutex::new(Vec::new()),
@@ -139,6 +141,9 @@ fn report(
 ) -> Report {
     let stats = shared.stats.snapshot();
     let errors = shared.errors.lock().expect("errors lock").clone();
+    // Every thread has finished: every claim and every hand-back is counted.
+    let claims = shared.claims.lock().expect("claims lock");
+    let requeues = shared.requeues.lock().expect("requeues lock");
     Report {
         seconds,
         threads: config.threads,
@@ -153,8 +158,14 @@ fn report(
         deadlocks_server,
         serialization_retries: stats.serialization_failures,
         replans: stats.replans,
-        acquired: shared.acquired.lock().expect("acquired lock").len() as u64,
-        duplicate_acquires: shared.duplicates.load(Ordering::Relaxed),
+        acquired: claims.len() as u64,
+        requeued: requeues.values().sum(),
+        duplicate_acquires: claims
+            .iter()
+            .map(|(build, claimed)| {
+                claimed.saturating_sub(requeues.get(build).copied().unwrap_or(0) + 1)
+            })
+            .sum(),
         unexpected_errors: errors.len() as u64,
         invariant_violations: violations.len(),
         violations,
@@ -221,10 +232,13 @@ impl Worker<'_> {
             Op::RetryBuild => self.on_build(|tx, b| tx.retry_build(b, now)),
             Op::ExpireLeases => {
                 // A reaper whose clock runs up to two seconds ahead, as a replica's might: it
-                // expires leases that other threads' runners still think they hold.
+                // expires leases that other threads' runners still think they hold. Its cancel
+                // grace is short, so that cancels its runners are slow to confirm are forced.
                 let skew = chrono::TimeDelta::milliseconds(self.rng.i64(0..2_000));
-                let result = self.tx().expire_leases(now + skew, 8);
+                let grace = Duration::from_millis(self.rng.u64(0..3_000));
+                let result = self.tx().expire_leases(now + skew, grace, 8);
                 for applied in self.check(result).unwrap_or_default() {
+                    self.count_requeues(&applied);
                     self.remember(&applied);
                 }
             }
@@ -273,16 +287,35 @@ impl Worker<'_> {
             .refresh_pipelines(&acquired.stale_pipelines, Utc::now());
         self.check(refreshed);
         for build in acquired.builds {
-            if !self
+            *self
                 .shared
-                .acquired
+                .claims
                 .lock()
-                .expect("acquired lock")
-                .insert(build.id)
-            {
-                self.shared.duplicates.fetch_add(1, Ordering::Relaxed);
+                .expect("claims lock")
+                .entry(build.id)
+                .or_default() += 1;
+            if self.rng.u32(0..5) == 0 {
+                // The answer was lost on its way: this runner never heard of the build, and the
+                // reaper hands it back once its acknowledgement lease passes.
+                continue;
             }
-            self.held.push(build.id);
+            // A runner acknowledges a build first thing, as lockstep-worker does.
+            let beat = self
+                .tx()
+                .heartbeat(build.id, runner, Duration::from_secs(2), Utc::now());
+            if self.check(beat).is_some() {
+                self.held.push(build.id);
+            }
+        }
+    }
+
+    /// Records the claims the reaper handed back, so that their next claim is no double hold.
+    fn count_requeues(&self, applied: &Applied) {
+        let mut requeues = self.shared.requeues.lock().expect("requeues lock");
+        for change in &applied.changes {
+            if change.to.is_queued_again(change.from) {
+                *requeues.entry(change.id).or_default() += 1;
+            }
         }
     }
 

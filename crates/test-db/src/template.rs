@@ -6,18 +6,21 @@
 //! `…_building` that is renamed only when complete: a template under its final name is ready.
 
 use std::error::Error;
-use std::fs;
-use std::path::{Path, PathBuf};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use crate::hash::Fnv1a;
 use crate::url::with_database;
 
 /// The migrations, compiled in; `build.rs` makes cargo rebuild when they change.
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+
+/// A hash of every migration file, computed by `build.rs` from the same files, at the same
+/// moment, as `MIGRATIONS`. Read from disk at run time instead, it could name a template after
+/// migrations a stale test binary does not have (a migration added while tests run) and poison
+/// that name for every later run.
+const SCHEMA_HASH: &str = env!("LOCKSTEP_SCHEMA_HASH");
 
 /// The advisory lock key serialising template work across processes: "lockstep" in ASCII.
 const LOCK_KEY: i64 = 0x6c6f_636b_7374_6570;
@@ -37,7 +40,7 @@ diesel::table! {
 /// maintenance connection to the server; the advisory lock is released with the session, so
 /// the caller should drop `conn` afterwards (a crash releases it too).
 pub(crate) fn ensure(conn: &mut PgConnection, server_url: &str) -> Result<String, SetupError> {
-    let name = format!("{PREFIX}{:016x}", schema_hash(&migrations_dir())?);
+    let name = format!("{PREFIX}{SCHEMA_HASH}");
     conn.batch_execute(&format!("SELECT pg_advisory_lock({LOCK_KEY})"))?;
     drop_other_templates(conn, &name);
     if !exists(conn, &name)? {
@@ -85,87 +88,5 @@ fn drop_other_templates(conn: &mut PgConnection, keep: &str) {
         .unwrap_or_default();
     for other in others {
         let _ = conn.batch_execute(&format!(r#"DROP DATABASE IF EXISTS "{other}""#));
-    }
-}
-
-/// `<workspace root>/migrations`, where `embed_migrations!` read them from.
-fn migrations_dir() -> PathBuf {
-    crate::server::workspace_root().join("migrations")
-}
-
-/// A hash of every file under `dir` (relative paths and contents, in sorted order), so any
-/// change to the migrations names a new template.
-fn schema_hash(dir: &Path) -> Result<u64, SetupError> {
-    let mut files = Vec::new();
-    collect_files(dir, dir, &mut files)
-        .map_err(|err| format!("reading migrations in {}: {err}", dir.display()))?;
-    files.sort();
-    let mut hash = Fnv1a::new();
-    for (relative, contents) in files {
-        // Lengths as separators: no two different file sets hash the same byte stream.
-        hash.write(&(relative.len() as u64).to_le_bytes());
-        hash.write(relative.as_bytes());
-        hash.write(&(contents.len() as u64).to_le_bytes());
-        hash.write(&contents);
-    }
-    Ok(hash.finish())
-}
-
-fn collect_files(
-    root: &Path,
-    dir: &Path,
-    files: &mut Vec<(String, Vec<u8>)>,
-) -> std::io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_files(root, &path, files)?;
-        } else {
-            let relative = path.strip_prefix(root).unwrap_or(&path);
-            // `/` on every platform, so the hash does not depend on the OS.
-            let relative = relative.to_string_lossy().replace('\\', "/");
-            files.push((relative, fs::read(&path)?));
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::fs;
-    use std::path::PathBuf;
-
-    use super::{migrations_dir, schema_hash};
-
-    /// A scratch migrations directory, unique to one test of one process.
-    fn scratch(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("lockstep-test-db-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("2026-01-01-000000_a")).unwrap();
-        fs::write(dir.join("2026-01-01-000000_a/up.sql"), "CREATE TABLE a ();").unwrap();
-        fs::write(dir.join("2026-01-01-000000_a/down.sql"), "DROP TABLE a;").unwrap();
-        dir
-    }
-
-    #[test]
-    fn schema_hash_is_stable_and_follows_every_change() {
-        let dir = scratch("hash");
-        let first = schema_hash(&dir).unwrap();
-        assert_eq!(schema_hash(&dir).unwrap(), first);
-
-        fs::write(dir.join("2026-01-01-000000_a/up.sql"), "CREATE TABLE b ();").unwrap();
-        let edited = schema_hash(&dir).unwrap();
-        assert_ne!(edited, first);
-
-        fs::create_dir_all(dir.join("2026-01-02-000000_b")).unwrap();
-        fs::write(dir.join("2026-01-02-000000_b/up.sql"), "").unwrap();
-        assert_ne!(schema_hash(&dir).unwrap(), edited);
-        fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn the_real_migrations_directory_hashes() {
-        assert!(schema_hash(&migrations_dir()).is_ok());
     }
 }

@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a stopped script gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How soon a first heartbeat that failed is tried again.
+const UNACKNOWLEDGED_RETRY: Duration = Duration::from_millis(500);
 
 /// What every build of this worker shares.
 #[derive(Debug, Clone)]
@@ -205,6 +207,9 @@ async fn forward(mut output: mpsc::Receiver<Vec<u8>>, to: mpsc::Sender<Vec<u8>>)
 }
 
 /// Heartbeats at a third of the lease until `done`; sends a [`Stop`] when the server says to.
+/// The first heartbeat goes at once: it acknowledges the claim, which the server otherwise
+/// hands back to the queue after a few seconds (it cannot tell a slow runner from a lost
+/// answer), so until one gets through they are retried every half second.
 fn spawn_heartbeat(
     client: Client,
     job: &Job,
@@ -217,12 +222,20 @@ fn spawn_heartbeat(
     let id = job.id;
     tokio::spawn(async move {
         let mut canceling_sent = false;
+        let (mut acknowledged, mut delay) = (false, Duration::ZERO);
         loop {
             tokio::select! {
-                () = tokio::time::sleep(every) => {}
+                () = tokio::time::sleep(delay) => {}
                 () = done.cancelled() => return,
             }
-            match client.heartbeat(id).await {
+            let beat = client.heartbeat(id).await;
+            acknowledged |= beat.is_ok();
+            delay = if acknowledged {
+                every
+            } else {
+                UNACKNOWLEDGED_RETRY.min(every)
+            };
+            match beat {
                 Ok(Beat::Running) => {}
                 Ok(Beat::Canceling) if !canceling_sent => {
                     canceling_sent = true;

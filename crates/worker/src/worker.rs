@@ -107,8 +107,8 @@ async fn poll(
         };
         let request = tokio::select! {
             request = runner.client.request_jobs(free.num_permits(), WAIT_SECONDS) => request,
-            // A claim racing this abort is not lost: its lease runs out and the server
-            // expires it (and retries it when the job allows).
+            // A claim racing this abort is not lost: nothing acknowledges it, so the server
+            // hands the build to another runner once its acknowledgement lease passes.
             () = shutdown.drain.cancelled() => return Ok(()),
         };
         match request {

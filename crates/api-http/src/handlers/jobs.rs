@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use lockstep_domain::{BuildId, BuildResult, BuildStatus, FailureReason};
 use lockstep_storage_pg::{
-    AcquiredBuild, Applied, RunnerView, Transitions, WatchedBuild, append_log, watch_builds,
+    AcquiredBuild, Applied, RunnerView, Transitions, WatchedBuild, watch_builds,
 };
 use serde::Deserialize;
 use std::time::Duration;
@@ -82,7 +82,7 @@ pub(crate) async fn wait_for_builds(
     loop {
         waiter.look();
         let tags = runner.tags.clone();
-        let (id, lease) = (runner.id, state.lease);
+        let (id, lease) = (runner.id, state.acknowledge_within);
         // On an error the waiter is dropped mid-claim, which lets every other waiter look again.
         let acquired = with_conn(state, move |conn, stats| {
             Transitions::new(conn, stats).acquire(id, &tags, limit, lease, Utc::now())
@@ -284,8 +284,16 @@ pub(crate) async fn append(
     let data = Bytes::from_request(request, &())
         .await
         .map_err(|r| body_error(&r))?;
-    let end = with_conn(&state, move |conn, _| {
-        append_log(conn, BuildId(id), runner.id, query.offset, &data)
+    let lease = state.lease;
+    let end = with_conn(&state, move |conn, stats| {
+        Transitions::new(conn, stats).append_log(
+            BuildId(id),
+            runner.id,
+            query.offset,
+            &data,
+            lease,
+            Utc::now(),
+        )
     })
     .await?;
     Ok((

@@ -439,3 +439,70 @@ async fn a_reconnected_listener_lets_every_waiting_runner_look_again() {
     }
     served.shut_down().await;
 }
+
+/// The answer to a claim is lost (the runner's connection drops after the claim commits): the
+/// build goes back to the queue once its acknowledgement lease passes, and the next runner gets
+/// the same build, its attempt not spent, instead of a `runner_lost` failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_answer_is_lost_is_handed_to_another_runner_with_its_attempt() {
+    use tokio::io::AsyncWriteExt as _;
+    let mut settings = crate::support::settings(Duration::from_secs(30));
+    settings.acknowledge_within = Duration::from_secs(1);
+    let app = TestApp::with_settings(&settings);
+    let project = app.project("app").await;
+    let (_, lost) = app.runner("lost", &[]).await;
+    let (_, other) = app.runner("other", &[]).await;
+    let pipeline = app
+        .pipeline(
+            project,
+            json!([{ "name": "deploy", "environment": "prod", "script": ["true"] }]),
+        )
+        .await;
+    let build = pipeline["builds"][0]["id"].as_i64().expect("a build id");
+    let served = app.serve().await;
+
+    // The request goes out whole; its answer is never read.
+    let mut socket = tokio::net::TcpStream::connect(served.address)
+        .await
+        .expect("connect");
+    let body = "{}";
+    let request = format!(
+        "POST /api/v1/jobs/request HTTP/1.1\r\nhost: lockstep\r\nauthorization: Bearer {lost}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.expect("send");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.get(&format!("/api/v1/builds/{build}")).await.json()["status"] != "running" {
+        assert!(Instant::now() < deadline, "the claim never committed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let claimed = Instant::now();
+    drop(socket);
+
+    let (status, job) = post(
+        &served.url("/api/v1/jobs/request"),
+        &other,
+        &json!({ "wait_seconds": 20 }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{job}");
+    assert_eq!(
+        (job["id"].as_i64(), job["attempt"].as_i64()),
+        (Some(build), Some(1))
+    );
+    assert!(
+        claimed.elapsed() < Duration::from_secs(5),
+        "handed on within the acknowledgement lease and a reaper sweep: {:?}",
+        claimed.elapsed()
+    );
+    let pipeline = app
+        .get(&format!("/api/v1/pipelines/{}", pipeline["id"]))
+        .await
+        .json();
+    let builds = pipeline["builds"].as_array().expect("builds");
+    assert_eq!(builds.len(), 1, "no attempt was spent: {pipeline:#}");
+    assert_eq!(builds[0]["failure_reason"], Value::Null);
+    assert_eq!(builds[0]["deployment"]["status"], "running");
+    served.shut_down().await;
+}

@@ -72,9 +72,8 @@ impl Answer {
 
 pub(crate) fn settings(lease: Duration) -> Settings {
     Settings {
-        api_token: ADMIN.to_owned(),
-        lease,
         reaper_interval: Duration::from_millis(200),
+        ..Settings::new(ADMIN.to_owned(), lease)
     }
 }
 
@@ -84,9 +83,13 @@ impl TestApp {
     }
 
     pub(crate) fn with_lease(lease: Duration) -> Self {
+        Self::with_settings(&settings(lease))
+    }
+
+    pub(crate) fn with_settings(settings: &Settings) -> Self {
         let db = TestDb::new();
         let pool = db.pool(8);
-        let state = AppState::new(pool, &settings(lease));
+        let state = AppState::new(pool, settings);
         let router = router(state.clone());
         Self { db, state, router }
     }
@@ -172,13 +175,21 @@ impl TestApp {
         .json()
     }
 
-    /// Acquires a build without waiting; `None` on 204.
+    /// Acquires a build without waiting and acknowledges it with a heartbeat, as a runner does
+    /// first thing; `None` on 204.
     pub(crate) async fn acquire(&self, token: &str) -> Option<Value> {
         let answer = self
             .runner_post("/api/v1/jobs/request", token, &json!({}))
             .await;
         match answer.status {
-            StatusCode::CREATED => Some(answer.json()),
+            StatusCode::CREATED => {
+                let job = answer.json();
+                let id = job["id"].as_i64().expect("a job id");
+                self.runner_post(&format!("/api/v1/jobs/{id}/heartbeat"), token, &json!({}))
+                    .await
+                    .expect(StatusCode::OK);
+                Some(job)
+            }
             StatusCode::NO_CONTENT => None,
             other => panic!(
                 "job request answered {other}: {}",

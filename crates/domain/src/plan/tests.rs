@@ -29,6 +29,8 @@ struct Job {
     /// In resource group 1.
     group: bool,
     interruptible: bool,
+    /// Its runner never acknowledged it (only for a build that ran).
+    unacknowledged: bool,
 }
 
 fn job(name: &'static str, stage: u32, status: BuildStatus) -> Job {
@@ -43,6 +45,7 @@ fn job(name: &'static str, stage: u32, status: BuildStatus) -> Job {
         failure_reason: None,
         group: false,
         interruptible: false,
+        unacknowledged: false,
     }
 }
 
@@ -72,6 +75,11 @@ impl Job {
         self
     }
 
+    fn unacknowledged(mut self) -> Self {
+        self.unacknowledged = true;
+        self
+    }
+
     fn grouped(mut self) -> Self {
         self.group = true;
         self
@@ -92,7 +100,10 @@ enum Event {
     Retry(&'static str),
     CancelPipeline,
     Supersede(AutoCancel),
+    /// The reaper, once every lease has passed; no cancel has outlived its grace.
     ExpireLeases,
+    /// The reaper, before any lease has passed, once every cancel has outlived its grace.
+    ExpireUnconfirmed,
 }
 
 const FAILED: BuildResult = BuildResult::Failed {
@@ -103,6 +114,11 @@ const FAILED: BuildResult = BuildResult::Failed {
 /// When every lease in these examples runs out.
 fn lease_end() -> DateTime<Utc> {
     DateTime::from_timestamp(1_000_000, 0).expect("a valid time")
+}
+
+/// When every canceling build of these examples was asked to stop.
+fn cancel_time() -> DateTime<Utc> {
+    lease_end() - chrono::TimeDelta::minutes(5)
 }
 
 fn state(jobs: &[Job]) -> PipelineState {
@@ -124,6 +140,8 @@ fn state(jobs: &[Job]) -> PipelineState {
                 retry_limit: job.retry,
                 runner_id: ran.then_some(RUNNER),
                 lease_expires_at: ran.then(lease_end),
+                acknowledged: ran && !job.unacknowledged,
+                canceling_since: (job.status == S::Canceling).then(cancel_time),
                 failure_reason: job.failure_reason,
                 has_deployment: job.environment,
                 resource_group: job.group.then_some(ResourceGroupId(1)),
@@ -168,6 +186,11 @@ fn event(state: &PipelineState, event: Event) -> PipelineEvent {
         Event::Supersede(rule) => PipelineEvent::Supersede(rule),
         Event::ExpireLeases => PipelineEvent::ExpireLeases {
             now: lease_end() + chrono::TimeDelta::seconds(1),
+            unconfirmed_before: cancel_time(),
+        },
+        Event::ExpireUnconfirmed => PipelineEvent::ExpireLeases {
+            now: cancel_time(),
+            unconfirmed_before: cancel_time() + chrono::TimeDelta::seconds(1),
         },
     }
 }
@@ -378,6 +401,44 @@ fn a_lost_runner_fails_the_build_and_retries_it_within_its_retry() {
         &[job("test", 0, S::Canceling).deploys()],
         Event::ExpireLeases,
         "test canceled (deployment canceled) => canceled",
+    );
+}
+
+#[test]
+fn a_claim_never_acknowledged_waits_for_a_runner_again_without_spending_its_attempt() {
+    check(
+        "short lease passed unacknowledged",
+        &[job("test", 0, S::Running).unacknowledged().deploys()],
+        Event::ExpireLeases,
+        "test pending (deployment created) => pending",
+    );
+    check(
+        "unacknowledged, asked to stop",
+        &[job("test", 0, S::Canceling).unacknowledged()],
+        Event::ExpireLeases,
+        "test canceled => canceled",
+    );
+    check(
+        "unacknowledged, lease not passed",
+        &[job("test", 0, S::Running).unacknowledged()],
+        Event::ExpireUnconfirmed,
+        "test running => running",
+    );
+}
+
+#[test]
+fn a_cancel_its_runner_never_confirms_is_forced_after_the_grace() {
+    check(
+        "asked to stop, heartbeating, never confirming",
+        &[job("test", 0, S::Canceling).deploys().grouped()],
+        Event::ExpireUnconfirmed,
+        "test canceled (deployment canceled) => canceled",
+    );
+    check(
+        "running builds have no grace to outlive",
+        &[job("test", 0, S::Running)],
+        Event::ExpireUnconfirmed,
+        "test running => running",
     );
 }
 

@@ -54,6 +54,7 @@ fn build_move(from: BuildStatus, event: BuildEvent) -> Move {
         BuildEvent::Fail => (&[(Running, Failed), (Canceling, Failed)], &[Failed]),
         BuildEvent::Abort => (&[(Running, Canceled), (Canceling, Canceled)], &[Canceled]),
         BuildEvent::LoseLease => (&[(Running, Failed), (Canceling, Canceled)], &[]),
+        BuildEvent::Requeue => (&[(Running, Pending)], &[]),
         BuildEvent::Cancel => (
             &[
                 (Created, Canceled),
@@ -322,10 +323,26 @@ impl<'a> Rules<'a> {
             {
                 Some(BuildEvent::Cancel)
             }
-            PipelineEvent::ExpireLeases { now }
+            // A claim never acknowledged goes back to the queue when its short lease passes.
+            PipelineEvent::ExpireLeases { now, .. }
                 if self.latest[row]
-                    && build.status.holds_lease()
+                    && build.status == BuildStatus::Running
+                    && !build.acknowledged
                     && build.lease_expires_at.is_none_or(|lease| lease < now) =>
+            {
+                Some(BuildEvent::Requeue)
+            }
+            // A lost runner, or a cancel its runner did not confirm within the grace.
+            PipelineEvent::ExpireLeases {
+                now,
+                unconfirmed_before,
+            } if self.latest[row]
+                && build.status.holds_lease()
+                && (build.lease_expires_at.is_none_or(|lease| lease < now)
+                    || (build.status == BuildStatus::Canceling
+                        && build
+                            .canceling_since
+                            .is_none_or(|since| since < unconfirmed_before))) =>
             {
                 Some(BuildEvent::LoseLease)
             }

@@ -147,6 +147,8 @@ impl Store {
                 retry_limit: job.retry(),
                 runner_id: None,
                 lease_expires_at: None,
+                acknowledged: false,
+                canceling_since: None,
                 failure_reason: None,
                 has_deployment: job.environment().is_some(),
                 resource_group: job.resource_group().map(|_| ResourceGroupId(1)),
@@ -196,11 +198,13 @@ impl Store {
                 pick,
                 runner,
                 lease_minutes,
+                acknowledged,
             } => {
                 let pending = self.ids(|b| b.status == BuildStatus::Pending);
                 if !pending.is_empty() {
                     let lease = self.clock + lease_minutes * MINUTE;
-                    self.acquire(pending[pick.index(pending.len())], RunnerId(*runner), lease);
+                    let build = pending[pick.index(pending.len())];
+                    self.acquire(build, RunnerId(*runner), lease, *acknowledged);
                 }
             }
             Action::Finish {
@@ -253,9 +257,16 @@ impl Store {
             Action::CancelPipeline => self.send(PipelineEvent::CancelPipeline),
             Action::Supersede(rule) => self.send(PipelineEvent::Supersede(*rule)),
             Action::RetryPipeline => self.send(PipelineEvent::RetryPipeline),
-            Action::ExpireLeases { minutes_ahead } => self.send(PipelineEvent::ExpireLeases {
-                now: timestamp(self.clock + minutes_ahead * MINUTE),
-            }),
+            Action::ExpireLeases {
+                minutes_ahead,
+                grace_minutes,
+            } => {
+                let now = self.clock + minutes_ahead * MINUTE;
+                self.send(PipelineEvent::ExpireLeases {
+                    now: timestamp(now),
+                    unconfirmed_before: timestamp(now - grace_minutes * MINUTE),
+                });
+            }
             Action::Refresh => self.send(PipelineEvent::Refresh),
         }
     }
@@ -272,7 +283,7 @@ impl Store {
         }
         let pending = self.ids(|b| b.status == BuildStatus::Pending);
         for &build in &pending {
-            self.acquire(build, RunnerId(1), self.clock + 60 * MINUTE);
+            self.acquire(build, RunnerId(1), self.clock + 60 * MINUTE, true);
         }
         if !pending.is_empty() {
             self.send(PipelineEvent::Refresh);
@@ -307,13 +318,15 @@ impl Store {
         self.storage_move(build, move_, event, Outcome::Granted, |_| {});
     }
 
-    /// What storage's claim does: pending to running, with a runner and a lease.
-    fn acquire(&mut self, build: BuildId, runner: RunnerId, lease_until: i64) {
+    /// What storage's claim does: pending to running, with a runner and a lease; and, when
+    /// `acknowledged`, what the runner's first heartbeat does right after.
+    fn acquire(&mut self, build: BuildId, runner: RunnerId, lease_until: i64, acknowledged: bool) {
         let event = Event::Acquire { build, runner };
         let move_ = (BuildEvent::Acquire, BuildStatus::Running);
         self.storage_move(build, move_, event, Outcome::Acquired, |b| {
             b.runner_id = Some(runner);
             b.lease_expires_at = Some(timestamp(lease_until));
+            b.acknowledged = acknowledged;
         });
     }
 
@@ -377,6 +390,16 @@ impl Store {
                 .iter_mut()
                 .find(|b| b.id == change.id)
                 .expect("a plan changes only existing builds");
+            // What storage writes beside the status: the cancel's clock, and a requeue handing
+            // the build back without its runner.
+            if change.to == BuildStatus::Canceling {
+                b.canceling_since = Some(timestamp(self.clock));
+            }
+            if change.to.is_queued_again(change.from) {
+                b.runner_id = None;
+                b.lease_expires_at = None;
+                b.acknowledged = false;
+            }
             b.status = change.to;
             b.failure_reason = change.failure_reason.or(b.failure_reason);
         }
@@ -389,6 +412,8 @@ impl Store {
                 status: new.status,
                 runner_id: None,
                 lease_expires_at: None,
+                acknowledged: false,
+                canceling_since: None,
                 failure_reason: None,
                 ..source.clone()
             };

@@ -42,6 +42,8 @@ pub(crate) enum Action {
         pick: Index,
         runner: i64,
         lease_minutes: i64,
+        /// Its runner acknowledges it at once; otherwise never (the answer was lost).
+        acknowledged: bool,
     },
     /// A runner reports the end of a build: normally a build it holds; with `stale`, any build
     /// that ever had a runner (a repeated or late report); with `wrong_runner`, by another runner.
@@ -66,9 +68,11 @@ pub(crate) enum Action {
     /// A newer pipeline on the same ref supersedes this one, by this rule.
     Supersede(AutoCancel),
     RetryPipeline,
-    /// Expires leases as of this many minutes after the run's clock.
+    /// Expires leases as of this many minutes after the run's clock, forcing the cancels asked
+    /// for `grace_minutes` or more before that.
     ExpireLeases {
         minutes_ahead: i64,
+        grace_minutes: i64,
     },
     Refresh,
 }
@@ -96,9 +100,14 @@ fn action() -> impl Strategy<Value = Action> {
     ];
     prop_oneof![
         2 => any::<Index>().prop_map(Action::Grant),
-        5 => (any::<Index>(), 1..=RUNNERS, 1..=5i64).prop_map(|(pick, runner, lease_minutes)| {
-            Action::Acquire { pick, runner, lease_minutes }
-        }),
+        5 => (any::<Index>(), 1..=RUNNERS, 1..=5i64, prop::bool::weighted(0.8)).prop_map(
+            |(pick, runner, lease_minutes, acknowledged)| Action::Acquire {
+                pick,
+                runner,
+                lease_minutes,
+                acknowledged,
+            }
+        ),
         5 => (
             any::<Index>(),
             ending,
@@ -120,7 +129,9 @@ fn action() -> impl Strategy<Value = Action> {
         1 => Just(Action::CancelPipeline),
         1 => prop::sample::select(AutoCancel::ALL.to_vec()).prop_map(Action::Supersede),
         1 => Just(Action::RetryPipeline),
-        2 => (0..=6i64).prop_map(|minutes_ahead| Action::ExpireLeases { minutes_ahead }),
+        2 => (0..=6i64, 0..=6i64).prop_map(|(minutes_ahead, grace_minutes)| {
+            Action::ExpireLeases { minutes_ahead, grace_minutes }
+        }),
         1 => Just(Action::Refresh),
     ]
 }

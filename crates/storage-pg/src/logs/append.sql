@@ -4,7 +4,9 @@
 -- One statement for the whole happy path: the checks, the insert and the answer. It always
 -- returns one row while the build exists (none when it does not) with the build's runner and
 -- status, the log's end as this statement saw it, and the new end when it appended; the caller
--- tells every refusal apart from that row alone.
+-- tells every refusal apart from that row alone. It also says whether the runner has
+-- acknowledged the build yet: if not, the caller acknowledges it, through the lock order, as
+-- a heartbeat would (Transitions::append_log).
 --
 -- Chunks stay contiguous without locking anything. An insert only happens at the end this
 -- statement saw, so two appends racing at the same offset both aim at the same primary key
@@ -23,7 +25,7 @@
 -- $1 build id, $2 runner id, $3 offset, $4 data, $5 the largest log allowed, in bytes.
 -- created_at takes the column default, the server's clock: the signature has no `now`.
 WITH build AS (
-    SELECT runner_id, status
+    SELECT runner_id, status, acknowledged_at IS NOT NULL AS acknowledged
     FROM ci_builds
     WHERE id = $1
 ),
@@ -50,5 +52,6 @@ appended AS (
     ON CONFLICT (build_id, byte_offset) DO NOTHING
     RETURNING byte_offset + length(data) AS new_end
 )
-SELECT build.runner_id, build.status, tail.log_end, (SELECT new_end FROM appended) AS new_end
+SELECT build.runner_id, build.status, build.acknowledged, tail.log_end,
+       (SELECT new_end FROM appended) AS new_end
 FROM build CROSS JOIN tail

@@ -75,6 +75,7 @@ pub(crate) fn heartbeat(
     build: BuildId,
     runner: RunnerId,
     lease_expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Heartbeat, StorageError> {
     let (held, mut locks) = Locks::begin(conn)?.lock_builds([build])?;
     let row = held.get(build).ok_or(StorageError::NotFound {
@@ -83,7 +84,7 @@ pub(crate) fn heartbeat(
     })?;
     let status: BuildStatus = parse("ci_builds.status", &row.status)?;
     check_holder(build, row.runner_id.map(RunnerId), status, runner)?;
-    crate::write::extend_lease(locks.conn(), &held, build, lease_expires_at)?;
+    crate::write::extend_lease(locks.conn(), &held, build, lease_expires_at, now)?;
     Ok(Heartbeat {
         status,
         lease_expires_at,

@@ -101,6 +101,10 @@ struct LoadedRow {
     resource_group_id: Option<i64>,
     #[diesel(sql_type = Bool)]
     interruptible: bool,
+    #[diesel(sql_type = Bool)]
+    acknowledged: bool,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    canceling_since: Option<DateTime<Utc>>,
     #[diesel(sql_type = Nullable<BigInt>)]
     deployment_id: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -167,13 +171,17 @@ impl Snapshot {
             };
             let status = parse("ci_builds.status", &fresh.status)?;
             let runner = fresh.runner_id.map(RunnerId);
+            let acknowledged = fresh.acknowledged_at.is_some();
+            // A heartbeat or a claim, which lock no pipeline, may have come in between.
             if build.status != status
                 || build.runner_id != runner
                 || build.lease_expires_at != fresh.lease_expires_at
+                || build.acknowledged != acknowledged
             {
                 build.status = status;
                 build.runner_id = runner;
                 build.lease_expires_at = fresh.lease_expires_at;
+                build.acknowledged = acknowledged;
                 changed = true;
             }
         }
@@ -241,6 +249,8 @@ fn stored_build(row: LoadedRow) -> Result<StoredBuild, StorageError> {
         retry_limit: count("ci_builds.retry_limit", row.retry_limit)?,
         runner_id: row.runner_id.map(RunnerId),
         lease_expires_at: row.lease_expires_at,
+        acknowledged: row.acknowledged,
+        canceling_since: row.canceling_since,
         failure_reason: row
             .failure_reason
             .as_deref()

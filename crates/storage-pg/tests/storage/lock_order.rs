@@ -2,7 +2,7 @@
 //! connections, must wait for them in the canonical order, and exactly for the rows it changes.
 
 use crate::lock_recorder::{RowLock, by_transaction, check_order, record_locks};
-use crate::support::{Fixture, JobExt, LEASE, job, latest, now, release_pipeline};
+use crate::support::{Fixture, GRACE, JobExt, LEASE, job, latest, now, release_pipeline};
 use chrono::TimeDelta;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -269,7 +269,10 @@ fn expire_leases_locks_in_order() {
     f.acquire_named("b");
     let later = now() + TimeDelta::minutes(5);
     let locks = check_transition(&mut f, |tx| {
-        tx.expire_leases(later, 10).unwrap().pop().expect("expired")
+        tx.expire_leases(later, GRACE, 10)
+            .unwrap()
+            .pop()
+            .expect("expired")
     });
     assert_eq!(
         (

@@ -11,6 +11,7 @@ mod logs;
 mod notify;
 mod projects;
 mod reads;
+mod reaper;
 mod resource_groups;
 mod runners;
 mod support;

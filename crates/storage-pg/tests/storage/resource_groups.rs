@@ -2,7 +2,7 @@
 //! build in line in the same transaction whatever way the holder ended, the modes' lines, and
 //! setting a group up.
 
-use crate::support::{Fixture, JobExt, job, latest, now};
+use crate::support::{Fixture, GRACE, JobExt, job, latest, now};
 use chrono::TimeDelta;
 use lockstep_domain::{
     BuildId, BuildResult, BuildStatus, FailureReason, PipelineId, ProcessMode, ProjectId,
@@ -115,7 +115,7 @@ fn every_way_out_frees_the_slot() {
         }),
         ("lease lost", |f, _| {
             let later = now() + TimeDelta::minutes(10);
-            f.tx().expire_leases(later, 10).unwrap();
+            f.tx().expire_leases(later, GRACE, 10).unwrap();
         }),
         ("pipeline cancel, then the runner confirms", |f, b| {
             let pipeline = f.pipeline_of(b);

@@ -11,6 +11,10 @@ use lockstep_test_db::TestDb;
 use std::time::Duration;
 
 pub(crate) const LEASE: Duration = Duration::from_secs(30);
+/// How long a claim in these tests waits for its acknowledgement.
+pub(crate) const ACKNOWLEDGE: Duration = Duration::from_secs(5);
+/// How long the tests' reaper lets a cancel wait for its runner's confirmation.
+pub(crate) const GRACE: Duration = Duration::from_secs(60);
 
 /// A test database with one project and one runner that has every tag the fixtures use.
 pub(crate) struct Fixture {
@@ -66,12 +70,28 @@ impl Fixture {
             .expect("create pipeline")
     }
 
-    /// Acquires one build and brings its pipeline's status up to date, as the server does.
+    /// Acquires one build, brings its pipeline's status up to date, as the server does, and
+    /// acknowledges it with a heartbeat, as a runner does first thing.
     pub(crate) fn acquire(&mut self) -> Option<AcquiredBuild> {
+        let build = self.claim(LEASE)?;
+        let runner = self.runner;
+        self.tx()
+            .heartbeat(build.id, runner, LEASE, now())
+            .expect("acknowledge");
+        Some(build)
+    }
+
+    /// [`Self::acquire`] for a runner that never got the answer: nothing acknowledges the
+    /// claim, whose short lease ends after [`ACKNOWLEDGE`].
+    pub(crate) fn acquire_unacknowledged(&mut self) -> Option<AcquiredBuild> {
+        self.claim(ACKNOWLEDGE)
+    }
+
+    fn claim(&mut self, acknowledge_within: Duration) -> Option<AcquiredBuild> {
         let (runner, tags) = (self.runner, self.tags.clone());
         let mut acquired = self
             .tx()
-            .acquire(runner, &tags, 1, LEASE, now())
+            .acquire(runner, &tags, 1, acknowledge_within, now())
             .expect("acquire");
         self.tx()
             .refresh_pipelines(&acquired.stale_pipelines, now())

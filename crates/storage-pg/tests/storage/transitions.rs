@@ -1,7 +1,7 @@
 //! Each transition, end to end: what it writes to builds, deployments and pipelines.
 
 use crate::support::{
-    Fixture, JobExt, LEASE, job, latest, now, refusal, release_pipeline, statuses,
+    Fixture, GRACE, JobExt, LEASE, job, latest, now, refusal, release_pipeline, statuses,
 };
 use chrono::TimeDelta;
 use lockstep_domain::{
@@ -405,7 +405,7 @@ fn an_expired_lease_fails_the_build_and_retries_it_when_allowed() {
     ]);
     let first = f.acquire().unwrap();
     let later = now() + TimeDelta::seconds(60);
-    let applied = f.tx().expire_leases(later, 100).unwrap();
+    let applied = f.tx().expire_leases(later, GRACE, 100).unwrap();
     assert_eq!(applied.len(), 1);
     let view = f.pipeline(created.id);
     let old = view.builds.iter().find(|b| b.id == first.id).unwrap();
@@ -431,7 +431,7 @@ fn an_expired_lease_fails_the_build_and_retries_it_when_allowed() {
 
     let second = f.acquire_named("flaky");
     f.tx()
-        .expire_leases(now() + TimeDelta::seconds(60), 100)
+        .expire_leases(now() + TimeDelta::seconds(60), GRACE, 100)
         .unwrap();
     let view = f.pipeline(created.id);
     assert_eq!(
@@ -462,7 +462,7 @@ fn heartbeats_extend_the_lease_and_stop_after_the_build_ends() {
     assert!(beat.lease_expires_at > build.lease_expires_at);
     assert!(
         f.tx()
-            .expire_leases(build.lease_expires_at + TimeDelta::seconds(1), 10)
+            .expire_leases(build.lease_expires_at + TimeDelta::seconds(1), GRACE, 10)
             .unwrap()
             .is_empty()
     );
@@ -495,7 +495,7 @@ fn a_heartbeat_after_the_lease_expired_reports_the_lease_lost() {
     let runner = f.runner;
     let expired = f
         .tx()
-        .expire_leases(build.lease_expires_at + TimeDelta::seconds(1), 10)
+        .expire_leases(build.lease_expires_at + TimeDelta::seconds(1), GRACE, 10)
         .unwrap();
     assert_eq!(expired.len(), 1);
     let err = f
@@ -527,7 +527,7 @@ fn a_report_after_the_reaper_failed_the_build_is_refused_as_lease_lost() {
     let build = f.acquire().unwrap();
     let runner = f.runner;
     f.tx()
-        .expire_leases(build.lease_expires_at + TimeDelta::seconds(1), 10)
+        .expire_leases(build.lease_expires_at + TimeDelta::seconds(1), GRACE, 10)
         .unwrap();
     let before = f.pipeline(created.id);
     let lost = |err| {

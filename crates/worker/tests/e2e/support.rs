@@ -32,9 +32,8 @@ impl Stack {
     pub(crate) async fn new(lease: Duration) -> Self {
         let db = TestDb::new();
         let settings = Settings {
-            api_token: ADMIN.to_owned(),
-            lease,
             reaper_interval: Duration::from_millis(200),
+            ..Settings::new(ADMIN.to_owned(), lease)
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

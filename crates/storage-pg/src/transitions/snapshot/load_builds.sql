@@ -7,7 +7,8 @@
 -- about three times the cost of one index probe per build, which suits every table size.
 SELECT b.id, b.pipeline_id, b.name, b.stage_idx, b.needs, b.run_when, b.allow_failure, b.status,
        b.attempt, b.retry_limit, b.runner_id, b.lease_expires_at, b.failure_reason, b.environment,
-       b.resource_group_id, b.interruptible,
+       b.resource_group_id, b.interruptible, b.acknowledged_at IS NOT NULL AS acknowledged,
+       b.canceling_since,
        d.id AS deployment_id, d.environment_id AS deployment_environment_id,
        d.status AS deployment_status
 FROM ci_builds AS b

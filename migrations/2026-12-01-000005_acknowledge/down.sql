@@ -1,0 +1,1 @@
+ALTER TABLE ci_builds DROP COLUMN acknowledged_at;
