@@ -109,7 +109,9 @@ fn measure(root: &Path, out_dir: &Path, options: &Options) -> anyhow::Result<Mea
         .arg("--out")
         .arg(&ours_path)
         .arg("--server-bin")
-        .arg(release.join("lockstep-server"));
+        .arg(release.join("lockstep-server"))
+        .arg("--worker-bin")
+        .arg(release.join("lockstep-worker"));
     if options.quick {
         command.arg("--quick");
     }
@@ -128,7 +130,7 @@ fn measure(root: &Path, out_dir: &Path, options: &Options) -> anyhow::Result<Mea
     })
 }
 
-/// Both binaries in release mode: the bench starts the server itself.
+/// The binaries in release mode: the bench starts the server and a worker itself.
 fn build(root: &Path) -> anyhow::Result<()> {
     let mut build = process::cargo();
     build.current_dir(root).args([
@@ -138,6 +140,8 @@ fn build(root: &Path) -> anyhow::Result<()> {
         "lockstep-bench",
         "-p",
         "lockstep-api-http",
+        "-p",
+        "lockstep-worker",
         "--bins",
     ]);
     process::run(&mut build).context("building the bench and the server failed")

@@ -23,6 +23,9 @@ struct Args {
     /// The lockstep-server binary for the HTTP scenarios.
     #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// The lockstep-worker binary for cancel to stop.
+    #[arg(long)]
+    worker_bin: Option<PathBuf>,
     /// Run only the scenarios whose name contains this (repeatable), e.g. `--only "bulk"`.
     #[arg(long)]
     only: Vec<String>,
@@ -34,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         quick: args.quick,
         rounds: args.rounds.unwrap_or(if args.quick { 1 } else { 3 }).max(1),
         server_bin: args.server_bin,
+        worker_bin: args.worker_bin,
         only: args.only,
     };
     let report = run_all(&options);

@@ -1,6 +1,7 @@
 //! Every scenario, and the run that collects their figures. A scenario that fails is reported
 //! and left out; the others still run.
 
+mod cancel;
 mod history;
 mod http;
 mod storage;
@@ -17,6 +18,8 @@ pub struct Options {
     pub rounds: usize,
     /// `lockstep-server`, for the HTTP scenarios; they are skipped without it.
     pub server_bin: Option<PathBuf>,
+    /// `lockstep-worker`, for cancel to stop; it is skipped without it.
+    pub worker_bin: Option<PathBuf>,
     /// When not empty, only scenarios whose name contains one of these run.
     pub only: Vec<String>,
 }
@@ -33,12 +36,13 @@ type Scenario = fn(&Options) -> Outcome;
 /// Runs every scenario in turn.
 pub fn run_all(options: &Options) -> Report {
     let mut report = Report::default();
-    let scenarios: [(&str, Scenario); 5] = [
+    let scenarios: [(&str, Scenario); 6] = [
         ("claim and complete (storage)", storage::claim_complete),
         ("bulk create", storage::bulk_create),
         ("cancel storm", storage::cancel_storm),
         ("acquire with history", history::acquire_history),
         ("HTTP", http::scenarios),
+        ("cancel to stop (real worker)", cancel::cancel_to_stop),
     ];
     for (name, scenario) in scenarios {
         if !options.only.is_empty() && !options.only.iter().any(|o| name.contains(o.as_str())) {

@@ -10,6 +10,7 @@ fn the_quick_benchmark_produces_every_storage_figure() {
         quick: true,
         rounds: 1,
         server_bin: None,
+        worker_bin: None,
         only: Vec::new(),
     });
     for name in [
@@ -29,5 +30,11 @@ fn the_quick_benchmark_produces_every_storage_figure() {
     assert!(
         report.notes.contains_key("failed: HTTP"),
         "skipped without a server binary"
+    );
+    assert!(
+        report
+            .notes
+            .contains_key("failed: cancel to stop (real worker)"),
+        "skipped without the binaries"
     );
 }

@@ -90,8 +90,8 @@ struct Spec {
     target: Option<Target>,
 }
 
-/// The figures of issue 5, in the order we print them.
-const SPECS: [Spec; 9] = [
+/// The figures of issues 5 and 12, in the order we print them.
+const SPECS: [Spec; 11] = [
     Spec {
         name: "claim_complete_storage",
         peer: Peer::Ratio(GRAPHILE_PROCESS),
@@ -121,6 +121,16 @@ const SPECS: [Spec; 9] = [
         name: "cancel_storm_p50_ms",
         peer: Peer::None,
         target: Some(Target::AtMost(100.0, "ms")),
+    },
+    Spec {
+        name: "cancel_to_stop_p50_ms",
+        peer: Peer::None,
+        target: None,
+    },
+    Spec {
+        name: "cancel_to_stop_p99_ms",
+        peer: Peer::None,
+        target: Some(Target::AtMost(250.0, "ms")),
     },
     Spec {
         name: "acquire_history_ratio",
@@ -539,6 +549,8 @@ mod tests {
             {"name": "bulk_create", "value": 60000, "unit": "builds/s", "min": 55000, "max": 61000},
             {"name": "latency_p50_ms", "value": 1.2, "unit": "ms", "min": 1.1, "max": 1.4},
             {"name": "latency_p99_ms", "value": 6.0, "unit": "ms", "min": 4.5, "max": 7.0},
+            {"name": "cancel_to_stop_p50_ms", "value": 2.0, "unit": "ms", "min": 1.5, "max": 2.5},
+            {"name": "cancel_to_stop_p99_ms", "value": 8.0, "unit": "ms", "min": 6.0, "max": 9.0},
             {"name": "acquire_history_ratio", "value": 1.05, "unit": "", "min": 1.0, "max": 1.1},
             {"name": "commits_per_build", "value": 2.0, "unit": "commits", "min": 2.0, "max": 2.0},
             {"name": "server_rss_mib", "value": 40.5, "unit": "MiB", "min": 40, "max": 41},
@@ -601,6 +613,11 @@ PEER fang process n=2000 workers=10 secs=2.0 jobs_per_sec=1000.0
         );
         assert_eq!(figure(&json, "server_rss_mib")["peer"], json!(null));
         assert_eq!(figure(&json, "acquire_history_ratio")["met"], true);
+        let stop = figure(&json, "cancel_to_stop_p99_ms");
+        assert_eq!(
+            (&stop["target"], &stop["met"]),
+            (&json!("≤ 250 ms"), &json!(true))
+        );
         assert_eq!(json["peers"].as_array().unwrap().len(), 5);
     }
 
@@ -621,7 +638,7 @@ PEER fang process n=2000 workers=10 secs=2.0 jobs_per_sec=1000.0
             .iter()
             .map(|figure| figure["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names.len(), 10);
+        assert_eq!(names.len(), 12);
         assert_eq!(names.last(), Some(&"warmup_s"));
         // Without --compare there is no peer value, so a ratio target cannot be told.
         let storage = figure(&json, "claim_complete_storage");
