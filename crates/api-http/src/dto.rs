@@ -3,7 +3,7 @@
 
 use crate::error::ErrorDetail;
 use chrono::{DateTime, Utc};
-use lockstep_domain::{AutoCancel, JobDefinition, ProcessMode};
+use lockstep_domain::{AutoCancel, JobDefinition, ProcessMode, RetryPolicy};
 use lockstep_storage_pg::{
     AcquiredBuild, AcquiredDeployment, BuildView, DeploymentSummary, DeploymentView,
     EnvironmentView, PipelineSummary, PipelineView, ProjectView, ResourceGroupView, RunnerView,
@@ -120,7 +120,10 @@ pub(crate) struct JobSpec {
     needs: Option<Vec<String>>,
     /// `on_success` (default), `on_failure`, `always` or `manual`.
     when: Option<String>,
-    allow_failure: Option<bool>,
+    /// Whether a failure lets the pipeline (and the jobs that need this one) pass anyway:
+    /// `true`, `false` (default), or `{"exit_codes": [...]}` for only failures with one of
+    /// those exit codes (1 to 50 of them; one code alone may stand without the list).
+    allow_failure: Option<AllowFailureSpec>,
     /// Deploys to this environment: a deployment follows the build. A name, as `name` is, of
     /// letters, digits, spaces, `-`, `_`, `.` and `/` (not first or last).
     #[schema(min_length = 1, max_length = 255)]
@@ -130,8 +133,12 @@ pub(crate) struct JobSpec {
     tags: Option<Vec<String>>,
     /// Defaults to 3600.
     timeout_seconds: Option<u32>,
-    /// Automatic retries when the runner is lost, 0 to 2.
-    retry: Option<u32>,
+    /// Automatic retries of a failed build, GitLab's shapes: `N` (0 to 5) retries any failure
+    /// up to N times; `{"max": N, "when": [...], "exit_codes": [...]}` retries a failure whose
+    /// reason is in `when` or whose exit code is in `exit_codes`. Without `when` and
+    /// `exit_codes`, `when` is `[always]`; with `exit_codes` only, only those codes retry. A
+    /// build someone asked to stop is never retried.
+    retry: Option<RetrySpec>,
     /// The project's resource group whose slot the job must hold to run (created on first
     /// use, one slot): once its needs let it run, it waits as `waiting_for_resource` until a
     /// slot is free. A name, as `name` is.
@@ -139,6 +146,64 @@ pub(crate) struct JobSpec {
     resource_group: Option<String>,
     /// Safe to stop when a newer pipeline on the same ref makes it redundant (default false).
     interruptible: Option<bool>,
+}
+
+/// `allow_failure`: a flag, or the exit codes whose failures are allowed.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[expect(
+    dead_code,
+    reason = "a schema for the OpenAPI document: bodies are read as the domain's JobDefinition"
+)]
+pub(crate) enum AllowFailureSpec {
+    Flag(bool),
+    ExitCodes {
+        #[schema(min_items = 1, max_items = 50)]
+        exit_codes: Vec<i32>,
+    },
+}
+
+/// `retry`: a count, or the rule.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[expect(
+    dead_code,
+    reason = "a schema for the OpenAPI document: bodies are read as the domain's JobDefinition"
+)]
+pub(crate) enum RetrySpec {
+    /// 0 to 5.
+    Times(u32),
+    Rule(RetryRule),
+}
+
+/// Which failures of a job retry, and how often.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RetryRule {
+    /// 0 to 5 automatic retries.
+    #[schema(minimum = 0, maximum = 5)]
+    max: u32,
+    /// One or more of `always`, `unknown_failure`, `script_failure`, `runner_system_failure`,
+    /// `runner_lost`, `job_timeout` (one name alone may stand without the list).
+    when: Option<Vec<String>>,
+    /// 1 to 50 exit codes that retry whatever the reason.
+    #[schema(min_items = 1, max_items = 50)]
+    exit_codes: Option<Vec<i32>>,
+}
+
+impl From<&RetryPolicy> for RetryRule {
+    fn from(policy: &RetryPolicy) -> Self {
+        Self {
+            max: policy.max(),
+            when: Some(
+                policy
+                    .when()
+                    .iter()
+                    .map(|w| w.as_str().to_owned())
+                    .collect(),
+            ),
+            exit_codes: Some(policy.exit_codes().to_vec()),
+        }
+    }
 }
 
 /// A pipeline with all its builds.
@@ -201,10 +266,22 @@ pub(crate) struct Build {
     /// `canceling`, `canceled`, `skipped` or `manual`.
     pub(crate) status: String,
     when: String,
+    /// Whether a failure may be allowed (see `allow_failure_exit_codes`).
     allow_failure: bool,
+    /// With `allow_failure`, only failures with one of these exit codes are allowed.
+    allow_failure_exit_codes: Option<Vec<i32>>,
     needs: Option<Vec<String>>,
     tags: Vec<String>,
     attempt: u32,
+    /// The job's retry rule, defaults filled in (`when` and `exit_codes` always listed).
+    retry: RetryRule,
+    /// The attempt this one retries; null for a first attempt.
+    retry_of: Option<i64>,
+    /// The attempt that retries this one; null while none does.
+    retried_by: Option<i64>,
+    /// Whether the job's retry rule made this attempt after the one before failed (false for
+    /// a first attempt and for a retry someone asked for).
+    automatic_retry: bool,
     runner_id: Option<i64>,
     /// `script_failure`, `runner_lost`, `job_timeout` or `runner_system_failure`.
     failure_reason: Option<String>,
@@ -227,10 +304,15 @@ impl From<BuildView> for Build {
             stage: view.stage,
             status: view.status.to_string(),
             when: view.when.as_str().to_owned(),
-            allow_failure: view.allow_failure,
+            allow_failure: view.allow_failure.may_allow(),
+            allow_failure_exit_codes: view.allow_failure.listed_codes().map(<[i32]>::to_vec),
             needs: view.needs,
             tags: view.tags,
             attempt: view.attempt,
+            retry: RetryRule::from(&view.retry),
+            retry_of: view.retry_of.map(|b| b.0),
+            retried_by: view.retried_by.map(|b| b.0),
+            automatic_retry: view.automatic_retry,
             runner_id: view.runner_id.map(|r| r.0),
             failure_reason: view.failure_reason.map(|r| r.as_str().to_owned()),
             exit_code: view.exit_code,

@@ -1,6 +1,7 @@
 //! Pipeline definitions as users write them, and their validation into a [`ValidPipeline`].
 
 use crate::graph::{JobSet, Needs};
+use crate::retry::{AllowFailure, Retry, RetryPolicy};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -23,8 +24,10 @@ pub mod limits {
     pub const DEFAULT_TIMEOUT_SECONDS: u32 = 3_600;
     /// The longest `timeout_seconds` accepted: one week.
     pub const MAX_TIMEOUT_SECONDS: u32 = 7 * 24 * 3_600;
-    /// The most automatic retries after a lost runner.
-    pub const MAX_RETRY: u32 = 2;
+    /// The most automatic retries of one job (`retry: max`).
+    pub const MAX_RETRY: u32 = 5;
+    /// Exit codes in one `retry: exit_codes` or `allow_failure: exit_codes`.
+    pub const MAX_EXIT_CODES: usize = 50;
     /// The stage of a job that names none.
     pub const DEFAULT_STAGE: &str = "test";
     /// Slots of a resource group that was never given a limit: one deploy at a time.
@@ -117,17 +120,18 @@ pub struct JobDefinition {
     pub needs: Option<Vec<String>>,
     #[serde(default)]
     pub when: When,
+    /// `true`, `false` or `{exit_codes}`: the failures that let the pipeline pass anyway.
     #[serde(default)]
-    pub allow_failure: bool,
+    pub allow_failure: AllowFailure,
     #[serde(default)]
     pub environment: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
     #[serde(default)]
     pub timeout_seconds: Option<u32>,
-    /// Automatic retries when the runner is lost.
+    /// Automatic retries: `N` (any failure, up to `N` times) or `{max, when, exit_codes}`.
     #[serde(default)]
-    pub retry: Option<u32>,
+    pub retry: Option<Retry>,
     /// The resource group whose slots this job must hold to run (one at a time, by default).
     #[serde(default)]
     pub resource_group: Option<String>,
@@ -226,11 +230,11 @@ pub struct ValidJob {
     script: Vec<String>,
     needs: Option<Vec<String>>,
     when: When,
-    allow_failure: bool,
+    allow_failure: AllowFailure,
     environment: Option<String>,
     tags: Vec<String>,
     timeout_seconds: u32,
-    retry: u32,
+    retry: RetryPolicy,
     resource_group: Option<String>,
     interruptible: bool,
 }
@@ -256,8 +260,8 @@ impl ValidJob {
     pub fn when(&self) -> When {
         self.when
     }
-    pub fn allow_failure(&self) -> bool {
-        self.allow_failure
+    pub fn allow_failure(&self) -> &AllowFailure {
+        &self.allow_failure
     }
     pub fn environment(&self) -> Option<&str> {
         self.environment.as_deref()
@@ -269,8 +273,8 @@ impl ValidJob {
     pub fn timeout_seconds(&self) -> u32 {
         self.timeout_seconds
     }
-    pub fn retry(&self) -> u32 {
-        self.retry
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
     }
     pub fn resource_group(&self) -> Option<&str> {
         self.resource_group.as_deref()
@@ -337,7 +341,10 @@ impl PipelineDefinition {
             jobs.iter().map(ValidJob::stage_idx).collect(),
             needs,
             jobs.iter().map(ValidJob::when).collect(),
-            jobs.iter().map(ValidJob::allow_failure).collect(),
+            // Nothing has failed yet; a failure's allowance is decided when it happens.
+            jobs.iter()
+                .map(|job| job.allow_failure.may_allow())
+                .collect(),
         )
         .map_err(|cycle| {
             let names: Vec<String> = cycle.iter().map(|&i| jobs[i].name.clone()).collect();
@@ -380,7 +387,8 @@ fn validate_job(
         1,
         limits::MAX_TIMEOUT_SECONDS,
     )?;
-    let retry = in_range(name, "retry", job.retry.unwrap_or(0), 0, limits::MAX_RETRY)?;
+    let retry = check_retry(name, job.retry.as_ref())?;
+    check_exit_codes(name, "allow_failure", job.allow_failure.listed_codes())?;
     if let Some(group) = &job.resource_group {
         check_name(group, "resource_group", Some(name))?;
     }
@@ -391,7 +399,7 @@ fn validate_job(
         script: job.script.clone(),
         needs: job.needs.clone(),
         when: job.when,
-        allow_failure: job.allow_failure,
+        allow_failure: job.allow_failure.clone(),
         environment: job.environment.clone(),
         tags,
         timeout_seconds,
@@ -399,6 +407,34 @@ fn validate_job(
         resource_group: job.resource_group.clone(),
         interruptible: job.interruptible,
     })
+}
+
+fn check_retry(job: &str, retry: Option<&Retry>) -> Result<RetryPolicy, DefinitionError> {
+    let Some(retry) = retry else {
+        return Ok(RetryPolicy::never());
+    };
+    in_range(job, "retry", retry.max, 0, limits::MAX_RETRY)?;
+    check_exit_codes(job, "retry", retry.exit_codes.as_deref())?;
+    Ok(retry.policy())
+}
+
+/// A list of exit codes: given, it names at least one and at most [`limits::MAX_EXIT_CODES`].
+fn check_exit_codes(
+    job: &str,
+    field: &'static str,
+    codes: Option<&[i32]>,
+) -> Result<(), DefinitionError> {
+    match codes {
+        Some([]) => Err(DefinitionError::job(job, field, Problem::Empty)),
+        Some(codes) if codes.len() > limits::MAX_EXIT_CODES => Err(DefinitionError::job(
+            job,
+            field,
+            Problem::TooMany {
+                max: limits::MAX_EXIT_CODES,
+            },
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn check_name(value: &str, field: &'static str, job: Option<&str>) -> Result<(), DefinitionError> {
@@ -644,7 +680,7 @@ mod tests {
             )),
         );
         check(
-            vec![with("a", |j| j.retry = Some(3))],
+            vec![with("a", |j| j.retry = Some(Retry::times(6)))],
             Some((
                 "a",
                 "retry",

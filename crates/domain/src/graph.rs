@@ -100,6 +100,12 @@ impl JobSet {
         self
     }
 
+    /// Whether job `job`'s failure, as it stands, lets what needs it (and the pipeline) pass:
+    /// with `allow_failure: {exit_codes}` that depends on the exit code, known once it failed.
+    pub(crate) fn set_allow_failure(&mut self, job: usize, allowed: bool) {
+        self.allow_failure[job] = allowed;
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.stage.len()
     }

@@ -7,6 +7,7 @@ mod lease;
 mod names;
 mod plan;
 mod resource;
+mod retry;
 mod status;
 mod transition;
 
@@ -22,5 +23,6 @@ pub use plan::{
     Plan, TransitionError, plan, plan_all, plan_new_pipeline, undecided_builds,
 };
 pub use resource::{Member, ProcessMode, grants, waiting_line};
+pub use retry::{AllowFailure, Retry, RetryPolicy, RetryWhen};
 pub use status::{BuildStatus, DeploymentStatus, PipelineStatus, UnknownStatus};
 pub use transition::{BuildEvent, IllegalTransition, Step, next};

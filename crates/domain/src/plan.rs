@@ -7,6 +7,7 @@ use crate::definition::{AutoCancel, ValidPipeline, When};
 use crate::graph::{JobSet, Needs};
 use crate::ids::{BuildId, ResourceGroupId, RunnerId};
 use crate::lease::check_reporter;
+use crate::retry::{AllowFailure, RetryPolicy};
 use crate::status::{BuildStatus, DeploymentStatus, PipelineStatus};
 use crate::transition::{BuildEvent, IllegalTransition, Step, next};
 use chrono::{DateTime, Utc};
@@ -81,20 +82,16 @@ impl BuildResult {
 
 /// One build row as storage read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[expect(
-    clippy::struct_excessive_bools,
-    reason = "a build row as read: each flag is one column, independent of the others"
-)]
 pub struct BuildState {
     pub id: BuildId,
     pub name: String,
     pub stage_idx: u32,
     pub needs: Option<Vec<String>>,
     pub when: When,
-    pub allow_failure: bool,
+    pub allow_failure: AllowFailure,
     pub status: BuildStatus,
     pub attempt: u32,
-    pub retry_limit: u32,
+    pub retry: RetryPolicy,
     pub runner_id: Option<RunnerId>,
     pub lease_expires_at: Option<DateTime<Utc>>,
     /// Its runner has shown it received the build (a heartbeat, a log append or a report).
@@ -103,6 +100,8 @@ pub struct BuildState {
     pub canceling_since: Option<DateTime<Utc>>,
     /// Why it failed, once it has.
     pub failure_reason: Option<FailureReason>,
+    /// The exit code it failed with, if the runner gave one.
+    pub exit_code: Option<i32>,
     pub has_deployment: bool,
     /// The resource group whose slot it must hold to run, if any.
     pub resource_group: Option<ResourceGroupId>,
@@ -167,6 +166,8 @@ pub struct NewAttempt {
     pub copy_of: BuildId,
     pub attempt: u32,
     pub status: BuildStatus,
+    /// Made by the job's `retry` rule after a failure, not by a person.
+    pub automatic: bool,
     /// `Some` when the copied build had a deployment: the new one's status.
     pub deployment: Option<DeploymentStatus>,
 }
@@ -316,6 +317,7 @@ struct NewRow {
     copy_of: usize,
     attempt: u32,
     status: BuildStatus,
+    automatic: bool,
 }
 
 /// The parts of [`Work`] an event changes.
@@ -363,7 +365,7 @@ impl<'a> Work<'a> {
             latest.iter().map(|&row| builds[row].when).collect(),
             latest
                 .iter()
-                .map(|&row| builds[row].allow_failure)
+                .map(|&row| builds[row].allow_failure.allows(builds[row].exit_code))
                 .collect(),
         )
         .map_err(|_| {
@@ -555,12 +557,34 @@ impl<'a> Work<'a> {
             failure_reason,
             runner,
         )?;
+        let asked_to_stop = self.status[row] == BuildStatus::Canceling;
         if self.step(row, result.event())?
             && let BuildResult::Failed { reason, exit_code } = result
         {
-            self.failure[row] = Some((reason, exit_code));
+            self.fail(row, reason, exit_code, asked_to_stop);
         }
         Ok(())
+    }
+
+    /// Records a failure of `row`, decides whether it is allowed, and retries it when its
+    /// `retry` rule says so (never a build someone asked to stop).
+    fn fail(
+        &mut self,
+        row: usize,
+        reason: FailureReason,
+        exit_code: Option<i32>,
+        asked_to_stop: bool,
+    ) {
+        self.failure[row] = Some((reason, exit_code));
+        let build = &self.builds[row];
+        let Some(&slot) = self.slot_of_row.get(&row) else {
+            return;
+        };
+        self.jobs
+            .set_allow_failure(slot, build.allow_failure.allows(exit_code));
+        if !asked_to_stop && build.retry.retries(build.attempt, reason, exit_code) {
+            self.new_attempt(slot, true);
+        }
     }
 
     fn cancel_pipeline(&mut self) -> Result<(), TransitionError> {
@@ -639,11 +663,11 @@ impl<'a> Work<'a> {
         });
         let targets: Vec<usize> = roots.iter().copied().chain(skipped_below).collect();
         for slot in targets {
-            self.new_attempt(slot);
+            self.new_attempt(slot, false);
         }
     }
 
-    fn new_attempt(&mut self, slot: usize) {
+    fn new_attempt(&mut self, slot: usize, automatic: bool) {
         let Slot::Row(row) = self.slots[slot] else {
             return;
         };
@@ -651,6 +675,7 @@ impl<'a> Work<'a> {
             copy_of: row,
             attempt: self.builds[row].attempt + 1,
             status: BuildStatus::Created,
+            automatic,
         });
         self.slots[slot] = Slot::New(self.new.len() - 1);
     }
@@ -681,10 +706,7 @@ impl<'a> Work<'a> {
             }
             self.step(row, BuildEvent::LoseLease)?;
             if self.status[row] == BuildStatus::Failed {
-                self.failure[row] = Some((FailureReason::RunnerLost, None));
-                if build.attempt <= build.retry_limit {
-                    self.new_attempt(slot);
-                }
+                self.fail(row, FailureReason::RunnerLost, None, false);
             }
         }
         Ok(())
@@ -730,6 +752,7 @@ impl<'a> Work<'a> {
                     copy_of: source.id,
                     attempt: new.attempt,
                     status: new.status,
+                    automatic: new.automatic,
                     deployment: source
                         .has_deployment
                         .then(|| DeploymentStatus::for_build(new.status)),

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use lockstep_domain::{
-    BuildId, BuildStatus, DeploymentId, DeploymentStatus, FailureReason, PipelineId,
-    PipelineStatus, ProjectId, RunnerId, When,
+    AllowFailure, BuildId, BuildStatus, DeploymentId, DeploymentStatus, FailureReason, PipelineId,
+    PipelineStatus, ProjectId, RetryPolicy, RunnerId, When,
 };
 
 /// A pipeline with its builds and their deployments.
@@ -53,7 +53,14 @@ pub struct BuildView {
     pub stage: String,
     pub status: BuildStatus,
     pub when: When,
-    pub allow_failure: bool,
+    pub allow_failure: AllowFailure,
+    pub retry: RetryPolicy,
+    /// The attempt this one retries.
+    pub retry_of: Option<BuildId>,
+    /// The attempt that retries this one.
+    pub retried_by: Option<BuildId>,
+    /// Made by the job's retry rule after a failure, not by a person.
+    pub automatic_retry: bool,
     pub needs: Option<Vec<String>>,
     pub tags: Vec<String>,
     pub script: Vec<String>,
@@ -231,6 +238,14 @@ type BuildRow = (
     ),
     (Option<i64>, Option<String>, Option<String>),
     (Option<String>, bool),
+    (
+        Option<Vec<i32>>,
+        i32,
+        Vec<String>,
+        Vec<i32>,
+        Option<i64>,
+        bool,
+    ),
 );
 
 /// Which builds to select.
@@ -276,6 +291,14 @@ fn select_builds(conn: &mut PgConnection, which: Builds) -> Result<Vec<BuildView
                 environments::name.nullable(),
             ),
             (resource_groups::name.nullable(), ci_builds::interruptible),
+            (
+                ci_builds::allow_failure_exit_codes,
+                ci_builds::retry_limit,
+                ci_builds::retry_when,
+                ci_builds::retry_exit_codes,
+                ci_builds::retry_of,
+                ci_builds::automatic_retry,
+            ),
         ))
         .into_boxed();
     let query = match which {
@@ -283,7 +306,27 @@ fn select_builds(conn: &mut PgConnection, which: Builds) -> Result<Vec<BuildView
         Builds::One(build) => query.filter(ci_builds::id.eq(build.0)),
     };
     let rows = query.load::<BuildRow>(conn)?;
-    rows.into_iter().map(build_view).collect()
+    let mut views = rows
+        .into_iter()
+        .map(build_view)
+        .collect::<Result<Vec<_>, _>>()?;
+    add_retried_by(conn, &mut views)?;
+    Ok(views)
+}
+
+/// Fills in which attempt retried each build: one lookup on `ci_builds_retry_of`.
+fn add_retried_by(conn: &mut PgConnection, views: &mut [BuildView]) -> Result<(), StorageError> {
+    let ids: Vec<i64> = views.iter().map(|v| v.id.0).collect();
+    let retries: Vec<(Option<i64>, i64)> = ci_builds::table
+        .filter(ci_builds::retry_of.eq_any(&ids))
+        .select((ci_builds::retry_of, ci_builds::id))
+        .load(conn)?;
+    for (retried, by) in retries {
+        if let Some(view) = views.iter_mut().find(|v| Some(v.id.0) == retried) {
+            view.retried_by = Some(BuildId(by));
+        }
+    }
+    Ok(())
 }
 
 fn build_view(row: BuildRow) -> Result<BuildView, StorageError> {
@@ -292,6 +335,7 @@ fn build_view(row: BuildRow) -> Result<BuildView, StorageError> {
         times,
         deployment,
         (resource_group, interruptible),
+        (allowed_codes, retry_max, retry_when, retry_codes, retry_of, automatic_retry),
     ) = row;
     let (
         pipeline_id,
@@ -322,7 +366,11 @@ fn build_view(row: BuildRow) -> Result<BuildView, StorageError> {
         stage,
         status: parse("ci_builds.status", &status)?,
         when: parse_when(&run_when)?,
-        allow_failure,
+        allow_failure: crate::transitions::snapshot::allow_failure(allow_failure, allowed_codes),
+        retry: crate::transitions::snapshot::retry_policy(retry_max, &retry_when, retry_codes)?,
+        retry_of: retry_of.map(BuildId),
+        retried_by: None,
+        automatic_retry,
         needs,
         tags,
         script,

@@ -38,6 +38,11 @@ diesel::table! {
         interruptible -> Bool,
         canceling_since -> Nullable<Timestamptz>,
         acknowledged_at -> Nullable<Timestamptz>,
+        retry_when -> Array<Text>,
+        retry_exit_codes -> Array<Int4>,
+        allow_failure_exit_codes -> Nullable<Array<Int4>>,
+        retry_of -> Nullable<Int8>,
+        automatic_retry -> Bool,
     }
 }
 

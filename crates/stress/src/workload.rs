@@ -1,6 +1,9 @@
 //! What the storm does: the pipelines it creates and the mix of operations it draws from.
 
-use lockstep_domain::{JobDefinition, PipelineDefinition, ProcessMode, ValidPipeline, When};
+use lockstep_domain::{
+    AllowFailure, JobDefinition, PipelineDefinition, ProcessMode, Retry, RetryWhen, ValidPipeline,
+    When,
+};
 
 /// One step a storm thread takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,7 +141,9 @@ pub(crate) fn pipelines() -> Vec<ValidPipeline> {
         )
     }));
     let dag = vec![
-        with(job("compile", "build"), |j| j.retry = Some(1)),
+        // Retries in each of GitLab's shapes: any failure, lost runners only, exit codes only
+        // (the storm's failures exit 1 to 255).
+        with(job("compile", "build"), |j| j.retry = Some(Retry::times(1))),
         group(
             env(needs(job("deploy-a", "deploy"), &["compile"]), "region-a"),
             "region-a",
@@ -163,7 +168,15 @@ pub(crate) fn pipelines() -> Vec<ValidPipeline> {
         ),
         with(job("cleanup", "after"), |j| {
             j.when = When::Always;
-            j.allow_failure = true;
+            j.allow_failure = AllowFailure::Yes;
+        }),
+        with(job("lint", "build"), |j| {
+            j.allow_failure = AllowFailure::exit_codes((1..=50).collect());
+            j.retry = Some(Retry {
+                max: 2,
+                when: Some(vec![RetryWhen::RunnerLost]),
+                exit_codes: Some(vec![137, 143]),
+            });
         }),
     ];
     [release, fan_out, dag]

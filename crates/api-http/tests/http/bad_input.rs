@@ -839,6 +839,71 @@ fn pipeline_bodies(f: &Fixture) -> Vec<Case<'_>> {
 }
 
 /// Definitions that read but break a rule: 422, naming the job and the field.
+/// The `retry` and `allow_failure` shapes: 400 for one that does not read, 422 for one out of
+/// bounds, naming the field.
+fn retry_rules(f: &Fixture) -> Vec<Case<'_>> {
+    let invalid = |name: &str, body: &Value, field: &str| {
+        submit(f, name, body).is(422, "invalid").field(field)
+    };
+    vec![
+        submit(
+            f,
+            "a misspelt retry key",
+            &job_a(&json!({ "retry": { "max": 1, "wehn": "always" } })),
+        )
+        .is(400, "bad_request")
+        .field("jobs[0].retry"),
+        submit(
+            f,
+            "retry without max",
+            &job_a(&json!({ "retry": { "when": "always" } })),
+        )
+        .is(400, "bad_request")
+        .field("jobs[0].retry.max"),
+        submit(
+            f,
+            "an unknown retry reason",
+            &job_a(&json!({ "retry": { "max": 1, "when": ["sometimes"] } })),
+        )
+        .is(400, "bad_request")
+        .field("jobs[0].retry.when"),
+        submit(
+            f,
+            "a string for allow_failure",
+            &job_a(&json!({ "allow_failure": "yes" })),
+        )
+        .is(400, "bad_request")
+        .field("jobs[0].allow_failure"),
+        submit(
+            f,
+            "a misspelt allow_failure key",
+            &job_a(&json!({ "allow_failure": { "codes": [1] } })),
+        )
+        .is(400, "bad_request")
+        .field("jobs[0].allow_failure"),
+        invalid(
+            "retry max 6",
+            &job_a(&json!({ "retry": { "max": 6, "when": "always" } })),
+            "jobs[a].retry",
+        ),
+        invalid(
+            "an empty retry exit_codes",
+            &job_a(&json!({ "retry": { "max": 1, "exit_codes": [] } })),
+            "jobs[a].retry",
+        ),
+        invalid(
+            "51 retry exit codes",
+            &job_a(&json!({ "retry": { "max": 1, "exit_codes": (0..51).collect::<Vec<i32>>() } })),
+            "jobs[a].retry",
+        ),
+        invalid(
+            "an empty allow_failure exit_codes",
+            &job_a(&json!({ "allow_failure": { "exit_codes": [] } })),
+            "jobs[a].allow_failure",
+        ),
+    ]
+}
+
 fn pipeline_definitions(f: &Fixture) -> Vec<Case<'_>> {
     let long = "x".repeat(256);
     let many: Vec<Value> = (0..=2_000)
@@ -927,7 +992,7 @@ fn pipeline_definitions(f: &Fixture) -> Vec<Case<'_>> {
             &job_a(&json!({ "timeout_seconds": 604_801 })),
             "jobs[a].timeout_seconds",
         ),
-        invalid("retry 3", &job_a(&json!({ "retry": 3 })), "jobs[a].retry"),
+        invalid("retry 6", &job_a(&json!({ "retry": 6 })), "jobs[a].retry"),
         invalid(
             "a bad environment",
             &job_a(&json!({ "environment": "/prod" })),
@@ -1560,6 +1625,7 @@ fn all_cases(f: &Fixture) -> Vec<Case<'_>> {
         projects(),
         pipeline_bodies(f),
         pipeline_definitions(f),
+        retry_rules(f),
         submitted_names(f),
         auto_cancel_bodies(f),
         pipeline_reads(f),

@@ -10,5 +10,6 @@ mod concurrency;
 mod contract;
 mod long_poll;
 mod resource_groups;
+mod retry_rules;
 mod unavailable;
 mod watch;

@@ -5,6 +5,7 @@
 //! deployment or failure reason changes says so in brackets.
 
 use super::*;
+use crate::retry::{Retry, RetryWhen};
 use crate::status::BuildStatus as S;
 use When::{Always, Manual, OnFailure, OnSuccess};
 
@@ -22,9 +23,9 @@ struct Job {
     stage: u32,
     status: BuildStatus,
     when: When,
-    allow_failure: bool,
+    allow_failure: AllowFailure,
     environment: bool,
-    retry: u32,
+    retry: RetryPolicy,
     failure_reason: Option<FailureReason>,
     /// In resource group 1.
     group: bool,
@@ -39,9 +40,9 @@ fn job(name: &'static str, stage: u32, status: BuildStatus) -> Job {
         stage,
         status,
         when: OnSuccess,
-        allow_failure: false,
+        allow_failure: AllowFailure::No,
         environment: false,
-        retry: 0,
+        retry: RetryPolicy::never(),
         failure_reason: None,
         group: false,
         interruptible: false,
@@ -56,7 +57,12 @@ impl Job {
     }
 
     fn allow_failure(mut self) -> Self {
-        self.allow_failure = true;
+        self.allow_failure = AllowFailure::Yes;
+        self
+    }
+
+    fn allow_exit_codes(mut self, codes: &[i32]) -> Self {
+        self.allow_failure = AllowFailure::exit_codes(codes.to_vec());
         self
     }
 
@@ -65,8 +71,20 @@ impl Job {
         self
     }
 
+    /// `retry: N`.
     fn retry(mut self, retry: u32) -> Self {
-        self.retry = retry;
+        self.retry = Retry::times(retry).policy();
+        self
+    }
+
+    /// `retry: {max, when, exit_codes}`.
+    fn retry_on(mut self, max: u32, when: Option<&[RetryWhen]>, codes: Option<&[i32]>) -> Self {
+        self.retry = Retry {
+            max,
+            when: when.map(<[RetryWhen]>::to_vec),
+            exit_codes: codes.map(<[i32]>::to_vec),
+        }
+        .policy();
         self
     }
 
@@ -134,15 +152,16 @@ fn state(jobs: &[Job]) -> PipelineState {
                 stage_idx: job.stage,
                 needs: None,
                 when: job.when,
-                allow_failure: job.allow_failure,
+                allow_failure: job.allow_failure.clone(),
                 status: job.status,
                 attempt: 1,
-                retry_limit: job.retry,
+                retry: job.retry.clone(),
                 runner_id: ran.then_some(RUNNER),
                 lease_expires_at: ran.then(lease_end),
                 acknowledged: ran && !job.unacknowledged,
                 canceling_since: (job.status == S::Canceling).then(cancel_time),
                 failure_reason: job.failure_reason,
+                exit_code: None,
                 has_deployment: job.environment,
                 resource_group: job.group.then_some(ResourceGroupId(1)),
                 interruptible: job.interruptible,
@@ -228,8 +247,14 @@ fn render(state: &PipelineState, plan: &Plan) -> String {
             .find(|b| b.id == new.copy_of)
             .expect("a new attempt copies a build of the example");
         let mut row = format!("{} {}", label(source, new.attempt), new.status);
-        if let Some(deployment) = new.deployment {
-            row = format!("{row} (deployment {deployment})");
+        let details: Vec<String> = new
+            .automatic
+            .then(|| "automatic".to_owned())
+            .into_iter()
+            .chain(new.deployment.map(|d| format!("deployment {d}")))
+            .collect();
+        if !details.is_empty() {
+            row = format!("{row} ({})", details.join(", "));
         }
         rows.push(row);
     }
@@ -330,6 +355,76 @@ fn manual_parks_when_its_needs_passed_and_a_play_starts_it() {
 }
 
 #[test]
+fn a_failure_the_retry_rule_covers_makes_an_automatic_attempt() {
+    check(
+        "retry: 1, a script failure",
+        &[
+            job("test", 0, S::Running).retry(1).deploys(),
+            job("next", 1, S::Created),
+        ],
+        Event::Finish("test", FAILED),
+        "test failed (script_failure, deployment failed), next created, test#2 pending \
+         (automatic, deployment created) => running",
+    );
+    check(
+        "retry only on runner_lost, a script failure",
+        &[job("test", 0, S::Running).retry_on(2, Some(&[RetryWhen::RunnerLost]), None)],
+        Event::Finish("test", FAILED),
+        "test failed (script_failure) => failed",
+    );
+    check(
+        "retry only on exit code 137, exit 1",
+        &[job("test", 0, S::Running).retry_on(2, None, Some(&[137]))],
+        Event::Finish("test", FAILED),
+        "test failed (script_failure) => failed",
+    );
+    check(
+        "retry only on exit code 137, exit 137",
+        &[job("test", 0, S::Running).retry_on(2, None, Some(&[137]))],
+        Event::Finish(
+            "test",
+            BuildResult::Failed {
+                reason: FailureReason::ScriptFailure,
+                exit_code: Some(137),
+            },
+        ),
+        "test failed (script_failure), test#2 pending (automatic) => running",
+    );
+    check(
+        "a build asked to stop that reports a failure",
+        &[job("test", 0, S::Canceling).retry(2)],
+        Event::Finish("test", FAILED),
+        "test failed (script_failure) => failed",
+    );
+}
+
+#[test]
+fn allow_failure_with_exit_codes_allows_only_those() {
+    let exit = |code| BuildResult::Failed {
+        reason: FailureReason::ScriptFailure,
+        exit_code: Some(code),
+    };
+    check(
+        "a listed exit code",
+        &[
+            job("lint", 0, S::Running).allow_exit_codes(&[42]),
+            job("test", 1, S::Created),
+        ],
+        Event::Finish("lint", exit(42)),
+        "lint failed (script_failure), test pending => running",
+    );
+    check(
+        "another exit code",
+        &[
+            job("lint", 0, S::Running).allow_exit_codes(&[42]),
+            job("test", 1, S::Created),
+        ],
+        Event::Finish("lint", exit(1)),
+        "lint failed (script_failure), test skipped => failed",
+    );
+}
+
+#[test]
 fn an_allowed_failure_counts_as_passed() {
     check(
         "allow_failure",
@@ -394,7 +489,7 @@ fn a_lost_runner_fails_the_build_and_retries_it_within_its_retry() {
         "lease lost, a retry left",
         &[job("test", 0, S::Running).retry(1)],
         Event::ExpireLeases,
-        "test failed (runner_lost), test#2 pending => running",
+        "test failed (runner_lost), test#2 pending (automatic) => running",
     );
     check(
         "lease lost, asked to stop",

@@ -195,7 +195,13 @@ proptest! {
 /// Finishing every running build of the state in one batch (with a few refusals mixed in) ends
 /// exactly where planning and applying the same events one by one does, with the same answers.
 fn batch_matches_sequence(step: &Step) -> Result<(), String> {
-    let state = &step.before;
+    // Automatic retries add rows, which replaying statuses does not model; the reference model
+    // checks them (`retries_copy_exactly_the_right_builds`). Here no build retries by itself.
+    let mut without_retries = step.before.clone();
+    for build in &mut without_retries.builds {
+        build.retry = lockstep_domain::RetryPolicy::never();
+    }
+    let state = &without_retries;
     let endings = [
         BuildResult::Success,
         BuildResult::Failed {

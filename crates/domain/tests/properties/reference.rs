@@ -152,7 +152,9 @@ impl<'a> Rules<'a> {
         let build = self.build(row);
         let outcome = match build.status {
             BuildStatus::Success | BuildStatus::Manual => Some(Outcome::Passed),
-            BuildStatus::Failed if build.allow_failure => Some(Outcome::Passed),
+            BuildStatus::Failed if build.allow_failure.allows(build.exit_code) => {
+                Some(Outcome::Passed)
+            }
             BuildStatus::Failed => Some(Outcome::Failed),
             BuildStatus::Canceled => Some(Outcome::Canceled),
             // A skipped job passes on the worst outcome of its own needs, but only once all of
@@ -232,7 +234,7 @@ impl<'a> Rules<'a> {
         }
         let status = if latest
             .iter()
-            .any(|b| b.status == BuildStatus::Failed && !b.allow_failure)
+            .any(|b| b.status == BuildStatus::Failed && !b.allow_failure.allows(b.exit_code))
         {
             PipelineStatus::Failed
         } else if latest.iter().any(|b| b.status == BuildStatus::Canceled) {
@@ -432,14 +434,30 @@ impl<'a> Rules<'a> {
                 })
                 .collect(),
             PipelineEvent::ExpireLeases { .. } => {
-                // A lost runner is retried automatically, `retry` times in all.
+                // A lost runner is retried automatically when its `retry` covers runner_lost.
                 let lost = (0..self.state.builds.len()).filter(|&row| {
                     let build = self.build(row);
                     self.direct_move(event, row) == Some(BuildEvent::LoseLease)
                         && build.status == BuildStatus::Running
-                        && build.attempt <= build.retry_limit
+                        && build
+                            .retry
+                            .retries(build.attempt, FailureReason::RunnerLost, None)
                 });
                 return self.ids(lost);
+            }
+            PipelineEvent::Finish {
+                build: id,
+                result: BuildResult::Failed { reason, exit_code },
+                ..
+            } => {
+                // A failure its `retry` covers is retried, unless someone asked it to stop.
+                let failed = self.row_of(id).filter(|&row| {
+                    let build = self.build(row);
+                    self.latest[row]
+                        && build.status == BuildStatus::Running
+                        && build.retry.retries(build.attempt, reason, exit_code)
+                });
+                return self.ids(failed.into_iter());
             }
             _ => Vec::new(),
         };

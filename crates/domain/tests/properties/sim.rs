@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use lockstep_domain::{
     BuildEvent, BuildId, BuildResult, BuildState, BuildStatus, FailureReason, PipelineEvent,
     PipelineState, PipelineStatus, Plan, ResourceGroupId, RunnerId, Step as Move, TransitionError,
-    ValidJob, ValidPipeline, next, plan, plan_new_pipeline,
+    ValidPipeline, next, plan, plan_new_pipeline,
 };
 use proptest::sample::Index;
 use std::fmt::Write as _;
@@ -100,7 +100,7 @@ pub(crate) fn simulate(run: &Run) -> Trace {
     let max_retry = pipeline
         .jobs()
         .iter()
-        .map(ValidJob::retry)
+        .map(|job| job.retry().max())
         .max()
         .unwrap_or(0);
     // Playing manual builds costs at most one extra round per job: the driver never retries,
@@ -141,15 +141,16 @@ impl Store {
                 stage_idx: job.stage_idx(),
                 needs: job.needs().map(<[String]>::to_vec),
                 when: job.when(),
-                allow_failure: job.allow_failure(),
+                allow_failure: job.allow_failure().clone(),
                 status,
                 attempt: 1,
-                retry_limit: job.retry(),
+                retry: job.retry().clone(),
                 runner_id: None,
                 lease_expires_at: None,
                 acknowledged: false,
                 canceling_since: None,
                 failure_reason: None,
+                exit_code: None,
                 has_deployment: job.environment().is_some(),
                 resource_group: job.resource_group().map(|_| ResourceGroupId(1)),
                 interruptible: job.interruptible(),
@@ -402,6 +403,7 @@ impl Store {
             }
             b.status = change.to;
             b.failure_reason = change.failure_reason.or(b.failure_reason);
+            b.exit_code = change.exit_code.or(b.exit_code);
         }
         for new in plan.new_attempts() {
             let source =
@@ -415,6 +417,7 @@ impl Store {
                 acknowledged: false,
                 canceling_since: None,
                 failure_reason: None,
+                exit_code: None,
                 ..source.clone()
             };
             self.next_id += 1;
@@ -430,6 +433,10 @@ pub(crate) fn finish(build: BuildId, runner: RunnerId, ending: Ending) -> Pipeli
         Ending::Failed => BuildResult::Failed {
             reason: FailureReason::ScriptFailure,
             exit_code: Some(1),
+        },
+        Ending::Killed => BuildResult::Failed {
+            reason: FailureReason::ScriptFailure,
+            exit_code: Some(137),
         },
         Ending::Canceled => BuildResult::Canceled,
     };
@@ -456,8 +463,8 @@ pub(crate) fn show(state: &PipelineState) -> String {
             b.attempt,
             b.stage_idx,
             b.when.as_str(),
-            b.allow_failure,
-            b.retry_limit,
+            b.allow_failure.may_allow(),
+            b.retry.max(),
             b.status,
             b.runner_id
                 .map(|r| format!(" runner {r}"))

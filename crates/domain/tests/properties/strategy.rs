@@ -1,6 +1,8 @@
 //! Generators: valid pipeline definitions and the actions a run is made of.
 
-use lockstep_domain::{AutoCancel, JobDefinition, PipelineDefinition, When, limits};
+use lockstep_domain::{
+    AllowFailure, AutoCancel, JobDefinition, PipelineDefinition, Retry, RetryWhen, When, limits,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -27,7 +29,10 @@ pub(crate) struct Run {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ending {
     Success,
+    /// Exit code 1.
     Failed,
+    /// Exit code 137, the one some rules list.
+    Killed,
     Canceled,
 }
 
@@ -95,7 +100,8 @@ pub(crate) fn runs() -> impl Strategy<Value = Run> {
 fn action() -> impl Strategy<Value = Action> {
     let ending = prop_oneof![
         3 => Just(Ending::Success),
-        3 => Just(Ending::Failed),
+        2 => Just(Ending::Failed),
+        1 => Just(Ending::Killed),
         1 => Just(Ending::Canceled),
     ];
     prop_oneof![
@@ -145,8 +151,8 @@ struct JobSeed {
     /// Where a job with explicit needs sits in the order needs follow (see [`define`]).
     level: usize,
     when: When,
-    allow_failure: bool,
-    retry: u32,
+    allow_failure: AllowFailure,
+    retry: Retry,
     environment: Option<&'static str>,
     /// In the pipeline's one resource group.
     grouped: bool,
@@ -157,6 +163,21 @@ fn pipelines() -> impl Strategy<Value = PipelineDefinition> {
     (1..=MAX_JOBS, 1..=MAX_STAGES)
         .prop_flat_map(|(jobs, stages)| vec(job_seed(jobs, stages), jobs))
         .prop_map(|seeds| define(&seeds))
+}
+
+/// `retry` in each of GitLab's shapes: a count, reasons only, exit codes only, both.
+fn retry() -> impl Strategy<Value = Retry> {
+    let rule = prop_oneof![
+        Just((None, None)),
+        Just((Some(vec![RetryWhen::RunnerLost]), None)),
+        Just((None, Some(vec![137]))),
+        Just((Some(vec![RetryWhen::ScriptFailure]), Some(vec![137]))),
+    ];
+    (0..=limits::MAX_RETRY, rule).prop_map(|(max, (when, exit_codes))| Retry {
+        max,
+        when,
+        exit_codes,
+    })
 }
 
 fn job_seed(jobs: usize, stages: usize) -> impl Strategy<Value = JobSeed> {
@@ -171,8 +192,12 @@ fn job_seed(jobs: usize, stages: usize) -> impl Strategy<Value = JobSeed> {
         prop::option::of(vec(prop::bool::weighted(0.4), jobs)),
         0..stages,
         when,
-        prop::bool::weighted(0.25),
-        0..=limits::MAX_RETRY,
+        prop_oneof![
+            3 => Just(AllowFailure::No),
+            1 => Just(AllowFailure::Yes),
+            1 => Just(AllowFailure::exit_codes(vec![137])),
+        ],
+        retry(),
         prop::option::weighted(0.3, prop::sample::select(vec!["production", "staging"])),
         prop::bool::weighted(0.25),
         prop::bool::weighted(0.5),
@@ -243,9 +268,9 @@ fn define(seeds: &[JobSeed]) -> PipelineDefinition {
                     .collect()
             }),
             when: seed.when,
-            allow_failure: seed.allow_failure,
+            allow_failure: seed.allow_failure.clone(),
             environment: seed.environment.map(str::to_owned),
-            retry: Some(seed.retry),
+            retry: Some(seed.retry.clone()),
             resource_group: seed.grouped.then(|| "deploys".to_owned()),
             interruptible: seed.interruptible,
             ..JobDefinition::default()

@@ -211,7 +211,27 @@ fn insert_pipeline(
     };
     let needs: Vec<Option<String>> = jobs.iter().map(|j| j.needs().map(array_literal)).collect();
     let environments: Vec<Option<&str>> = jobs.iter().map(ValidJob::environment).collect();
-    let allow_failure: Vec<bool> = jobs.iter().map(ValidJob::allow_failure).collect();
+    let allow_failure: Vec<bool> = jobs.iter().map(|j| j.allow_failure().may_allow()).collect();
+    let retry_when: Vec<String> = jobs
+        .iter()
+        .map(|j| {
+            let names: Vec<String> = j
+                .retry()
+                .when()
+                .iter()
+                .map(|w| w.as_str().to_owned())
+                .collect();
+            array_literal(&names)
+        })
+        .collect();
+    let retry_codes: Vec<String> = jobs
+        .iter()
+        .map(|j| int_literal(j.retry().exit_codes()))
+        .collect();
+    let allowed_codes: Vec<Option<String>> = jobs
+        .iter()
+        .map(|j| j.allow_failure().listed_codes().map(int_literal))
+        .collect();
     let interruptible: Vec<bool> = jobs.iter().map(ValidJob::interruptible).collect();
     let build_statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
     let queued: Vec<bool> = statuses.iter().map(|s| write::is_queued(*s)).collect();
@@ -233,12 +253,15 @@ fn insert_pipeline(
         .bind::<Array<Text>, _>(literals(ValidJob::tags))
         .bind::<Array<Nullable<Text>>, _>(environments)
         .bind::<Array<Integer>, _>(ints(ValidJob::timeout_seconds))
-        .bind::<Array<Integer>, _>(ints(ValidJob::retry))
+        .bind::<Array<Integer>, _>(ints(|j| j.retry().max()))
         .bind::<Array<Text>, _>(build_statuses)
         .bind::<Array<Bool>, _>(queued)
         .bind::<Array<Bool>, _>(finished)
         .bind::<Array<Nullable<BigInt>>, _>(group_ids)
         .bind::<Array<Bool>, _>(interruptible)
+        .bind::<Array<Text>, _>(retry_when)
+        .bind::<Array<Text>, _>(retry_codes)
+        .bind::<Array<Nullable<Text>>, _>(allowed_codes)
         .load::<InsertedBuild>(conn)
         .map_err(|e| match e {
             DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, ref info)
@@ -290,6 +313,12 @@ struct InsertDeployments;
 
 impl Statement for InsertDeployments {
     const SQL: &'static str = INSERT_DEPLOYMENTS_SQL;
+}
+
+/// A PostgreSQL array literal of integers (`{1,137}`), which `::integer[]` parses back.
+fn int_literal(items: &[i32]) -> String {
+    let items: Vec<String> = items.iter().map(i32::to_string).collect();
+    format!("{{{}}}", items.join(","))
 }
 
 /// A PostgreSQL array literal of `items` (`{"a","b \"c\""}`) that `::text[]` parses back to

@@ -9,8 +9,8 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamptz};
 use lockstep_domain::{
-    BuildId, BuildState, DeploymentId, DeploymentStatus, PipelineState, Plan, ResourceGroupId,
-    RunnerId,
+    AllowFailure, BuildId, BuildState, DeploymentId, DeploymentStatus, PipelineState, Plan,
+    ResourceGroupId, RetryPolicy, RetryWhen, RunnerId,
 };
 use std::collections::HashMap;
 
@@ -89,6 +89,14 @@ struct LoadedRow {
     attempt: i32,
     #[diesel(sql_type = Integer)]
     retry_limit: i32,
+    #[diesel(sql_type = Array<Text>)]
+    retry_when: Vec<String>,
+    #[diesel(sql_type = Array<Integer>)]
+    retry_exit_codes: Vec<i32>,
+    #[diesel(sql_type = Nullable<Array<Integer>>)]
+    allow_failure_exit_codes: Option<Vec<i32>>,
+    #[diesel(sql_type = Nullable<Integer>)]
+    exit_code: Option<i32>,
     #[diesel(sql_type = Nullable<BigInt>)]
     runner_id: Option<i64>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
@@ -243,10 +251,11 @@ fn stored_build(row: LoadedRow) -> Result<StoredBuild, StorageError> {
         stage_idx: count("ci_builds.stage_idx", row.stage_idx)?,
         needs: row.needs,
         when: parse_when(&row.run_when)?,
-        allow_failure: row.allow_failure,
+        allow_failure: allow_failure(row.allow_failure, row.allow_failure_exit_codes),
         status: parse("ci_builds.status", &row.status)?,
         attempt: count("ci_builds.attempt", row.attempt)?,
-        retry_limit: count("ci_builds.retry_limit", row.retry_limit)?,
+        retry: retry_policy(row.retry_limit, &row.retry_when, row.retry_exit_codes)?,
+        exit_code: row.exit_code,
         runner_id: row.runner_id.map(RunnerId),
         lease_expires_at: row.lease_expires_at,
         acknowledged: row.acknowledged,
@@ -267,4 +276,33 @@ fn stored_build(row: LoadedRow) -> Result<StoredBuild, StorageError> {
         deployment,
         deployment_status,
     })
+}
+
+/// A build's `allow_failure` from its two columns.
+pub(crate) fn allow_failure(allowed: bool, exit_codes: Option<Vec<i32>>) -> AllowFailure {
+    match (allowed, exit_codes) {
+        (false, _) => AllowFailure::No,
+        (true, None) => AllowFailure::Yes,
+        (true, Some(codes)) => AllowFailure::exit_codes(codes),
+    }
+}
+
+/// A build's `retry` rule from its three columns.
+pub(crate) fn retry_policy(
+    max: i32,
+    when: &[String],
+    exit_codes: Vec<i32>,
+) -> Result<RetryPolicy, StorageError> {
+    let when = when
+        .iter()
+        .map(|name| {
+            RetryWhen::parse(name)
+                .ok_or_else(|| StorageError::corrupt(format!("unknown retry_when `{name}`")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(RetryPolicy::new(
+        count("ci_builds.retry_limit", max)?,
+        when,
+        exit_codes,
+    ))
 }

@@ -179,7 +179,7 @@ impl JobExt for JobDefinition {
         self
     }
     fn retry(mut self, retry: u32) -> Self {
-        self.retry = Some(retry);
+        self.retry = Some(lockstep_domain::Retry::times(retry));
         self
     }
     fn tags(mut self, tags: &[&str]) -> Self {

@@ -29,7 +29,9 @@
 -- finished (sets finished_at); then one array per build column: $7 name, $8 stage, $9 stage_idx,
 -- $10 needs (array literals or NULL), $11 run_when, $12 allow_failure, $13 script and $14 tags
 -- (array literals), $15 environment, $16 timeout_seconds, $17 retry_limit, $18 status, $19 queued
--- (sets queued_at), $20 finished (sets finished_at), $21 resource_group_id, $22 interruptible.
+-- (sets queued_at), $20 finished (sets finished_at), $21 resource_group_id, $22 interruptible,
+-- $23 retry_when and $24 retry_exit_codes (array literals), $25 allow_failure_exit_codes (array
+-- literals or NULL).
 WITH pipeline AS (
     INSERT INTO pipelines (project_id, ref, sha, status, created_at, updated_at, finished_at)
     VALUES ($1, $2, $3, $4, $5, $5, CASE WHEN $6 THEN $5 END)
@@ -38,7 +40,7 @@ WITH pipeline AS (
 INSERT INTO ci_builds (
     pipeline_id, name, stage, stage_idx, needs, run_when, allow_failure, script, tags,
     environment, timeout_seconds, retry_limit, status, created_at, queued_at, finished_at,
-    resource_group_id, interruptible
+    resource_group_id, interruptible, retry_when, retry_exit_codes, allow_failure_exit_codes
 )
 SELECT (SELECT id FROM pipeline), j.name, j.stage, j.stage_idx, j.needs::text[], j.run_when,
        j.allow_failure, j.script::text[], j.tags::text[], j.environment, j.timeout_seconds,
@@ -47,7 +49,8 @@ SELECT (SELECT id FROM pipeline), j.name, j.stage, j.stage_idx, j.needs::text[],
        CASE WHEN j.queued AND j.resource_group_id IS NOT NULL THEN clock_timestamp()
             WHEN j.queued THEN $5 END,
        CASE WHEN j.finished THEN $5 END,
-       j.resource_group_id, j.interruptible
+       j.resource_group_id, j.interruptible, j.retry_when::text[], j.retry_exit_codes::integer[],
+       j.allow_failure_exit_codes::integer[]
 FROM (
     SELECT unnest($7::text[]) AS name, unnest($8::text[]) AS stage,
            unnest($9::integer[]) AS stage_idx, unnest($10::text[]) AS needs,
@@ -57,6 +60,8 @@ FROM (
            unnest($17::integer[]) AS retry_limit, unnest($18::text[]) AS status,
            unnest($19::boolean[]) AS queued, unnest($20::boolean[]) AS finished,
            unnest($21::bigint[]) AS resource_group_id, unnest($22::boolean[]) AS interruptible,
+           unnest($23::text[]) AS retry_when, unnest($24::text[]) AS retry_exit_codes,
+           unnest($25::text[]) AS allow_failure_exit_codes,
            generate_series(1, cardinality($7::text[])) AS ordinality
 ) AS j
 ORDER BY j.ordinality

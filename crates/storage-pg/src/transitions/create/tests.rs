@@ -10,8 +10,8 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
 use lockstep_domain::{
-    BuildId, BuildStatus, DeploymentStatus, JobDefinition, PipelineDefinition, ProjectId,
-    ValidPipeline, When, plan_new_pipeline,
+    AllowFailure, BuildId, BuildStatus, DeploymentStatus, JobDefinition, PipelineDefinition,
+    ProjectId, Retry, RetryWhen, ValidPipeline, When, plan_new_pipeline,
 };
 use lockstep_test_db::TestDb;
 
@@ -55,7 +55,11 @@ fn definition() -> ValidPipeline {
                 6 => When::Always,
                 _ => When::OnSuccess,
             },
-            allow_failure: i % 5 == 0,
+            allow_failure: match i % 10 {
+                0 => AllowFailure::Yes,
+                5 => AllowFailure::exit_codes(vec![3, -1]),
+                _ => AllowFailure::No,
+            },
             environment: (i % 3 == 0).then(|| format!("env {}", i % 4)),
             tags: match i % 3 {
                 0 => Vec::new(),
@@ -67,7 +71,20 @@ fn definition() -> ValidPipeline {
                 ],
             },
             timeout_seconds: Some(60 + u32::try_from(i).expect("small")),
-            retry: Some(u32::try_from(i % 3).expect("small")),
+            retry: Some(match i % 4 {
+                0 => Retry::times(u32::try_from(i % 3).expect("small")),
+                1 => Retry {
+                    max: 2,
+                    when: Some(vec![RetryWhen::RunnerLost, RetryWhen::JobTimeout]),
+                    exit_codes: None,
+                },
+                2 => Retry {
+                    max: 1,
+                    when: None,
+                    exit_codes: Some(vec![137, 1]),
+                },
+                _ => Retry::times(0),
+            }),
             // Groups have tests of their own (tests/storage/resource_groups.rs); every other
             // job is interruptible, so that the column is compared too.
             resource_group: None,
@@ -100,6 +117,9 @@ struct ReferenceBuild<'a> {
     environment: Option<&'a str>,
     timeout_seconds: i32,
     retry_limit: i32,
+    retry_when: Vec<String>,
+    retry_exit_codes: &'a [i32],
+    allow_failure_exit_codes: Option<&'a [i32]>,
     interruptible: bool,
     status: &'a str,
     created_at: DateTime<Utc>,
@@ -140,12 +160,20 @@ fn reference_create(
             stage_idx: to_int(job.stage_idx()),
             needs: job.needs(),
             run_when: job.when().as_str(),
-            allow_failure: job.allow_failure(),
+            allow_failure: job.allow_failure().may_allow(),
             script: job.script(),
             tags: job.tags(),
             environment: job.environment(),
             timeout_seconds: to_int(job.timeout_seconds()),
-            retry_limit: to_int(job.retry()),
+            retry_limit: to_int(job.retry().max()),
+            retry_when: job
+                .retry()
+                .when()
+                .iter()
+                .map(|w| w.as_str().to_owned())
+                .collect(),
+            retry_exit_codes: job.retry().exit_codes(),
+            allow_failure_exit_codes: job.allow_failure().listed_codes(),
             interruptible: job.interruptible(),
             status: status.as_str(),
             created_at: now,

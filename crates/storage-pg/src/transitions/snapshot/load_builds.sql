@@ -6,7 +6,8 @@
 -- on every transition whenever that table looked small to it (2,000 rows in the benchmark), at
 -- about three times the cost of one index probe per build, which suits every table size.
 SELECT b.id, b.pipeline_id, b.name, b.stage_idx, b.needs, b.run_when, b.allow_failure, b.status,
-       b.attempt, b.retry_limit, b.runner_id, b.lease_expires_at, b.failure_reason, b.environment,
+       b.attempt, b.retry_limit, b.retry_when, b.retry_exit_codes, b.allow_failure_exit_codes,
+       b.exit_code, b.runner_id, b.lease_expires_at, b.failure_reason, b.environment,
        b.resource_group_id, b.interruptible, b.acknowledged_at IS NOT NULL AS acknowledged,
        b.canceling_since,
        d.id AS deployment_id, d.environment_id AS deployment_environment_id,
