@@ -282,6 +282,9 @@ pub(crate) struct Build {
     /// Whether the job's retry rule made this attempt after the one before failed (false for
     /// a first attempt and for a retry someone asked for).
     automatic_retry: bool,
+    /// Set once the runner's report carried its account of the log (`lockstep-worker`'s does):
+    /// the stored log against it. Null otherwise.
+    log: Option<LogIntegrity>,
     runner_id: Option<i64>,
     /// `script_failure`, `runner_lost`, `job_timeout` or `runner_system_failure`.
     failure_reason: Option<String>,
@@ -313,6 +316,7 @@ impl From<BuildView> for Build {
             retry_of: view.retry_of.map(|b| b.0),
             retried_by: view.retried_by.map(|b| b.0),
             automatic_retry: view.automatic_retry,
+            log: view.log_check.map(LogIntegrity::from),
             runner_id: view.runner_id.map(|r| r.0),
             failure_reason: view.failure_reason.map(|r| r.as_str().to_owned()),
             exit_code: view.exit_code,
@@ -537,6 +541,10 @@ pub(crate) struct Job {
     timeout_seconds: u32,
     /// How long each heartbeat extends the lease.
     lease_seconds: u64,
+    /// The most log the server keeps for a build; appends past it are refused with 413. A
+    /// runner should keep reading the script's output past it, end the log with a line saying
+    /// it was truncated, and not fail the build over it.
+    log_limit_bytes: u64,
     /// The acknowledgement deadline: unless a heartbeat, log append or report comes before it,
     /// the build goes back to the queue.
     lease_expires_at: DateTime<Utc>,
@@ -556,6 +564,7 @@ impl Job {
             variables,
             timeout_seconds: build.timeout_seconds,
             lease_seconds,
+            log_limit_bytes: lockstep_storage_pg::MAX_LOG_BYTES,
             lease_expires_at: build.lease_expires_at,
             deployment: build.deployment.map(Deployment::from),
         }
@@ -657,6 +666,45 @@ pub(crate) struct FinishRequest {
     /// For `failed` only; defaults to `script_failure`.
     #[serde(default)]
     pub(crate) failure_reason: Option<RunnerFailure>,
+    /// What the runner produced for the log, to be checked against what the server stored.
+    #[serde(default)]
+    pub(crate) log: Option<LogReport>,
+}
+
+/// A runner's account of a build's log: every byte it meant to store, in order.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogReport {
+    /// Its length.
+    pub(crate) bytes: u64,
+    /// Its SHA-256, 64 hex digits.
+    #[schema(min_length = 64, max_length = 64, pattern = "^[0-9a-fA-F]{64}$")]
+    pub(crate) sha256: String,
+}
+
+/// The runner's account of a build's log against what the server stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LogIntegrity {
+    /// The bytes the server stored.
+    bytes: u64,
+    /// The bytes the runner said it produced.
+    reported_bytes: u64,
+    /// `sha256:` and the SHA-256 of the stored bytes, in hex.
+    checksum: String,
+    /// Whether the runner's length and SHA-256 match the stored log's: `false` means the log
+    /// lost bytes on the way.
+    complete: bool,
+}
+
+impl From<lockstep_storage_pg::LogCheck> for LogIntegrity {
+    fn from(check: lockstep_storage_pg::LogCheck) -> Self {
+        Self {
+            bytes: check.bytes,
+            reported_bytes: check.reported_bytes,
+            checksum: format!("sha256:{}", hex::encode(check.sha256)),
+            complete: check.complete,
+        }
+    }
 }
 
 /// Up to `max_jobs` builds for one runner, in one answer.

@@ -30,7 +30,7 @@ pub use held::{WatchedBuild, watch_builds};
 pub use invariants::{Violation, check_group_invariants, check_invariants};
 #[cfg(feature = "testing")]
 pub use locking::{Table, explain_claim};
-pub use logs::{LogSlice, MAX_LOG_BYTES, append_log, read_log};
+pub use logs::{LogAccount, LogCheck, LogSlice, MAX_LOG_BYTES, append_log, read_log};
 pub use migrations::{MigrationError, run_migrations};
 pub use notify::{
     CANCELING_CHANNEL, Canceling, ListenError, Listener, Notice, PENDING_CHANNEL, Pending,

@@ -148,6 +148,128 @@ pub(crate) fn append(
     })
 }
 
+/// A runner's account of a build's log against what the server stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogCheck {
+    /// The bytes the server stored.
+    pub bytes: u64,
+    /// The bytes the runner said it produced for the log.
+    pub reported_bytes: u64,
+    /// SHA-256 of the stored bytes.
+    pub sha256: [u8; 32],
+    /// The runner's length and SHA-256 match the stored log's.
+    pub complete: bool,
+}
+
+/// What a runner says its build's log holds: every byte it meant to store, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogAccount {
+    pub bytes: u64,
+    pub sha256: [u8; 32],
+}
+
+const STORED_DIGEST_SQL: &str = include_str!("logs/stored_digest.sql");
+
+struct StoredDigest;
+
+impl Statement for StoredDigest {
+    const SQL: &'static str = STORED_DIGEST_SQL;
+}
+
+#[derive(Debug, QueryableByName)]
+struct DigestRow {
+    #[diesel(sql_type = BigInt)]
+    bytes: i64,
+    #[diesel(sql_type = Binary)]
+    sha256: Vec<u8>,
+}
+
+/// The stored log of `build`, as a [`LogAccount`].
+pub(crate) fn stored_digest(
+    conn: &mut PgConnection,
+    build: BuildId,
+) -> Result<LogAccount, StorageError> {
+    let row = Prepared::<StoredDigest>::new()
+        .bind::<BigInt, _>(build.0)
+        .get_result::<DigestRow>(conn)?;
+    Ok(LogAccount {
+        bytes: offset_of("stored log bytes", row.bytes)?,
+        sha256: digest(&row.sha256)?,
+    })
+}
+
+const CHECK_SQL: &str = include_str!("logs/check.sql");
+
+struct Check;
+
+impl Statement for Check {
+    const SQL: &'static str = CHECK_SQL;
+}
+
+/// Records `reported` beside `stored` as `build`'s log check (`check.sql`); inside the finish
+/// transition only.
+pub(crate) fn record_check(
+    conn: &mut PgConnection,
+    build: BuildId,
+    reported: &LogAccount,
+    stored: &LogAccount,
+) -> Result<(), StorageError> {
+    Prepared::<Check>::new()
+        .bind::<BigInt, _>(build.0)
+        .bind::<BigInt, _>(to_bigint(reported.bytes))
+        .bind::<Binary, _>(reported.sha256.as_slice())
+        .bind::<BigInt, _>(to_bigint(stored.bytes))
+        .bind::<Binary, _>(stored.sha256.as_slice())
+        .execute(conn)?;
+    Ok(())
+}
+
+fn digest(bytes: &[u8]) -> Result<[u8; 32], StorageError> {
+    bytes
+        .try_into()
+        .map_err(|_| StorageError::corrupt("a stored SHA-256 is not 32 bytes"))
+}
+
+/// The recorded checks of some builds, by build.
+pub(crate) fn log_checks(
+    conn: &mut PgConnection,
+    builds: &[i64],
+) -> Result<Vec<(BuildId, LogCheck)>, StorageError> {
+    use crate::schema::build_log_checks as c;
+    let rows: Vec<(i64, i64, i64, Vec<u8>, bool)> = c::table
+        .filter(c::build_id.eq_any(builds))
+        .select((
+            c::build_id,
+            c::reported_bytes,
+            c::stored_bytes,
+            c::stored_sha256,
+            c::complete,
+        ))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(build, reported, stored, sha256, complete)| {
+            Ok((
+                BuildId(build),
+                log_check(reported, stored, &sha256, complete)?,
+            ))
+        })
+        .collect()
+}
+
+fn log_check(
+    reported: i64,
+    stored: i64,
+    sha256: &[u8],
+    complete: bool,
+) -> Result<LogCheck, StorageError> {
+    Ok(LogCheck {
+        bytes: offset_of("stored log bytes", stored)?,
+        reported_bytes: offset_of("reported log bytes", reported)?,
+        sha256: digest(sha256)?,
+        complete,
+    })
+}
+
 /// Reads up to `max_bytes` of the log of `build` from byte `offset`; see [`LogSlice`].
 ///
 /// `LogOffset` if `offset` is past the end of the log, `NotFound` if there is no such build.

@@ -61,6 +61,8 @@ pub struct BuildView {
     pub retried_by: Option<BuildId>,
     /// Made by the job's retry rule after a failure, not by a person.
     pub automatic_retry: bool,
+    /// The runner's account of the log, checked against the stored log when it reported.
+    pub log_check: Option<crate::LogCheck>,
     pub needs: Option<Vec<String>>,
     pub tags: Vec<String>,
     pub script: Vec<String>,
@@ -311,6 +313,12 @@ fn select_builds(conn: &mut PgConnection, which: Builds) -> Result<Vec<BuildView
         .map(build_view)
         .collect::<Result<Vec<_>, _>>()?;
     add_retried_by(conn, &mut views)?;
+    let ids: Vec<i64> = views.iter().map(|v| v.id.0).collect();
+    for (build, check) in crate::logs::log_checks(conn, &ids)? {
+        if let Some(view) = views.iter_mut().find(|v| v.id == build) {
+            view.log_check = Some(check);
+        }
+    }
     Ok(views)
 }
 
@@ -371,6 +379,7 @@ fn build_view(row: BuildRow) -> Result<BuildView, StorageError> {
         retry_of: retry_of.map(BuildId),
         retried_by: None,
         automatic_retry,
+        log_check: None,
         needs,
         tags,
         script,

@@ -1,6 +1,18 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    build_log_checks (build_id) {
+        build_id -> Int8,
+        reported_bytes -> Int8,
+        reported_sha256 -> Bytea,
+        stored_bytes -> Int8,
+        stored_sha256 -> Bytea,
+        complete -> Bool,
+        checked_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     build_log_chunks (build_id, byte_offset) {
         build_id -> Int8,
         byte_offset -> Int8,
@@ -124,6 +136,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(build_log_checks -> ci_builds (build_id));
 diesel::joinable!(build_log_chunks -> ci_builds (build_id));
 diesel::joinable!(ci_builds -> pipelines (pipeline_id));
 diesel::joinable!(ci_builds -> resource_groups (resource_group_id));
@@ -136,6 +149,7 @@ diesel::joinable!(pipelines -> projects (project_id));
 diesel::joinable!(resource_groups -> projects (project_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    build_log_checks,
     build_log_chunks,
     ci_builds,
     deployments,

@@ -10,7 +10,7 @@ pub(crate) mod snapshot;
 
 use crate::locking::{Busy, ClaimRequest, PipelineOf};
 use crate::retry::transaction;
-use crate::{ResourceGroupView, StorageError, TransitionKind, TxStats};
+use crate::{LogAccount, ResourceGroupView, StorageError, TransitionKind, TxStats};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use lockstep_domain::{
@@ -248,6 +248,35 @@ impl<'a> Transitions<'a> {
             },
             now,
         )
+    }
+
+    /// [`Self::finish`], with the runner's account of the build's log. The stored log is hashed
+    /// first, holding no lock; the check is then written in the finish transaction, so the build
+    /// never shows finished without it and a refused report writes none.
+    pub fn finish_with_log(
+        &mut self,
+        build: BuildId,
+        runner: RunnerId,
+        result: BuildResult,
+        log: &LogAccount,
+        now: DateTime<Utc>,
+    ) -> Result<Applied, StorageError> {
+        let stored = crate::logs::stored_digest(self.conn, build)?;
+        let kind = finish_kind(result);
+        let event = PipelineEvent::Finish {
+            build,
+            runner,
+            result,
+        };
+        let applied = transaction(self.conn, self.stats, kind, |conn| {
+            let applied = pipeline::run_one(conn, (PipelineOf::Build(build), event), now)?;
+            crate::logs::record_check(conn, build, log, &stored)?;
+            Ok(applied)
+        })?;
+        if !applied.is_noop() {
+            self.stats.committed(kind);
+        }
+        Ok(applied)
     }
 
     /// The runner reports several results at once. Each report is answered as [`Self::finish`]

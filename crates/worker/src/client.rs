@@ -15,6 +15,9 @@ pub(crate) struct Job {
     pub(crate) variables: BTreeMap<String, String>,
     pub(crate) timeout_seconds: u64,
     pub(crate) lease_seconds: u64,
+    /// The most log the server keeps (absent from older servers).
+    #[serde(default)]
+    pub(crate) log_limit_bytes: Option<u64>,
 }
 
 /// What the server says about a running build.
@@ -42,6 +45,16 @@ pub(crate) struct Report {
     pub(crate) exit_code: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) failure_reason: Option<&'static str>,
+    /// What the log should hold, for the server to check against what it stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) log: Option<LogAccount>,
+}
+
+/// A log's length and SHA-256 (hex), as the worker produced it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct LogAccount {
+    pub(crate) bytes: u64,
+    pub(crate) sha256: String,
 }
 
 /// Why a call did not succeed.

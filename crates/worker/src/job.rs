@@ -3,7 +3,7 @@
 
 use crate::backoff::Backoff;
 use crate::client::{Beat, CallError, Client, Job, Report};
-use crate::log::{Streamed, stream};
+use crate::log::{DEFAULT_LOG_LIMIT, Streamed, stream};
 use crate::process::{Exit, Script};
 use crate::script;
 use crate::watch::Watcher;
@@ -56,6 +56,7 @@ pub(crate) async fn run(runner: &Runner, job: Job, abort: CancellationToken) {
                 result: "failed",
                 exit_code: None,
                 failure_reason: Some("runner_system_failure"),
+                log: None,
             })
         }
     };
@@ -120,7 +121,8 @@ async fn execute(
         let client = runner.client.clone();
         let token = stop_streaming.clone();
         let id = job.id;
-        tokio::spawn(async move { stream(&client, id, merged, token).await })
+        let limit = job.log_limit_bytes.unwrap_or(DEFAULT_LOG_LIMIT);
+        tokio::spawn(async move { stream(&client, id, merged, limit, token).await })
     };
 
     let timeout = tokio::time::sleep(Duration::from_secs(job.timeout_seconds));
@@ -150,7 +152,11 @@ async fn execute(
     if stop == Some(Stop::LeaseLost) || streamed == Streamed::LeaseLost {
         return Ok(None);
     }
-    Ok(Some(report(stop, exit)))
+    let mut report = report(stop, exit);
+    if let Streamed::Ended(account) = streamed {
+        report.log = Some(account);
+    }
+    Ok(Some(report))
 }
 
 fn note(stop: Stop) -> Option<&'static str> {
@@ -174,26 +180,31 @@ fn report(stop: Option<Stop>, exit: Exit) -> Report {
             result: "canceled",
             exit_code: None,
             failure_reason: None,
+            log: None,
         },
         (Some(Stop::Timeout), _) => Report {
             result: "failed",
             exit_code: None,
             failure_reason: Some("job_timeout"),
+            log: None,
         },
         (_, Exit::Code(0)) => Report {
             result: "success",
             exit_code: None,
             failure_reason: None,
+            log: None,
         },
         (_, Exit::Code(code)) => Report {
             result: "failed",
             exit_code: Some(code),
             failure_reason: Some("script_failure"),
+            log: None,
         },
         (_, Exit::Signal) => Report {
             result: "failed",
             exit_code: None,
             failure_reason: Some("script_failure"),
+            log: None,
         },
     }
 }

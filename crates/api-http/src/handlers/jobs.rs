@@ -6,7 +6,7 @@ use crate::auth::Runner;
 use crate::blocking::{TaskError, run_blocking, with_conn};
 use crate::dto::{
     FinishAnswer, FinishRequest, HeartbeatAnswer, Job, JobRequest, JobResult, LogAppended,
-    RunnerFailure, WatchAnswer, WatchRequest,
+    LogReport, RunnerFailure, WatchAnswer, WatchRequest,
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path, Query, body_error};
@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use lockstep_domain::{BuildId, BuildResult, BuildStatus, FailureReason};
 use lockstep_storage_pg::{
-    AcquiredBuild, Applied, RunnerView, Transitions, WatchedBuild, watch_builds,
+    AcquiredBuild, Applied, LogAccount, RunnerView, Transitions, WatchedBuild, watch_builds,
 };
 use serde::Deserialize;
 use std::time::Duration;
@@ -206,9 +206,14 @@ pub(crate) async fn finish(
     Json(body): Json<FinishRequest>,
 ) -> ApiResult<axum::Json<FinishAnswer>> {
     let result = build_result(body.result, body.failure_reason, body.exit_code)?;
+    let log = body.log.as_ref().map(log_account).transpose()?;
     let build = BuildId(id);
     let applied = with_conn(&state, move |conn, stats| {
-        Transitions::new(conn, stats).finish(build, runner.id, result, Utc::now())
+        let mut transitions = Transitions::new(conn, stats);
+        match log {
+            Some(log) => transitions.finish_with_log(build, runner.id, result, &log, Utc::now()),
+            None => transitions.finish(build, runner.id, result, Utc::now()),
+        }
     })
     .await?;
     Ok(axum::Json(FinishAnswer {
@@ -230,6 +235,17 @@ pub(crate) fn finished_status(
         .iter()
         .find(|change| change.id == build)
         .map_or(result.status(), |change| change.to)
+}
+
+/// A report's account of the log: its length and its SHA-256 read from hex.
+fn log_account(report: &LogReport) -> Result<LogAccount, ApiError> {
+    let mut sha256 = [0_u8; 32];
+    hex::decode_to_slice(&report.sha256, &mut sha256)
+        .map_err(|_| ApiError::invalid("log.sha256", "`log.sha256` must be 64 hex digits"))?;
+    Ok(LogAccount {
+        bytes: report.bytes,
+        sha256,
+    })
 }
 
 /// A runner's report as the domain sees it; `failure_reason` only goes with `failed`.

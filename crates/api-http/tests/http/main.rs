@@ -8,6 +8,7 @@ mod bad_input;
 mod batch;
 mod concurrency;
 mod contract;
+mod log_checks;
 mod long_poll;
 mod resource_groups;
 mod retry_rules;

@@ -115,6 +115,34 @@ fn succeed_locks_in_order() {
     );
 }
 
+/// A report with the runner's account of its log locks what any report does, in order; the
+/// check row it writes comes last (a new row here, so nothing to wait for).
+#[test]
+fn a_report_with_a_log_account_locks_in_order() {
+    let mut f = Fixture::new();
+    f.create(vec![
+        job("deploy").stage("a").env("staging"),
+        job("smoke").stage("b"),
+    ]);
+    let build = f.acquire_named("deploy");
+    let runner = f.runner;
+    let account = lockstep_storage_pg::LogAccount {
+        bytes: 0,
+        sha256: [0; 32],
+    };
+    let locks = check_transition(&mut f, |tx| {
+        tx.finish_with_log(build.id, runner, BuildResult::Success, &account, now())
+            .unwrap()
+    });
+    assert_eq!(
+        (
+            count(&locks, Table::CiBuilds),
+            count(&locks, Table::Deployments)
+        ),
+        (2, 1)
+    );
+}
+
 #[test]
 fn finishing_builds_of_two_pipelines_at_once_locks_each_table_once_in_order() {
     let mut f = Fixture::new();

@@ -52,6 +52,10 @@ async fn build_test_deploy_succeeds_with_byte_exact_logs() {
         log == expected_build.as_bytes(),
         "the build log differs from the output"
     );
+    // The worker's account of the log matches what the server stored.
+    let account = &build(&pipeline, "build")["log"];
+    assert_eq!(account["complete"], true, "{account}");
+    assert_eq!(account["bytes"], log.len());
 
     let (log, _) = stack
         .log(build(&pipeline, "test")["id"].as_i64().expect("id"))

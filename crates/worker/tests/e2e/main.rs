@@ -5,5 +5,6 @@ mod support;
 
 mod failures;
 mod happy_path;
+mod logs;
 mod resource_groups;
 mod signals;
