@@ -25,6 +25,9 @@ pub struct Settings {
     pub cancel_grace: Duration,
     /// How often the lease reaper looks for expired leases.
     pub reaper_interval: Duration,
+    /// A runner in contact within this long counts as online (for `GET /runners` and a
+    /// build's `waiting`). Contact is recorded at most every 30 seconds.
+    pub runner_online_within: Duration,
 }
 
 impl Settings {
@@ -38,12 +41,16 @@ impl Settings {
             acknowledge_within,
             cancel_grace,
             reaper_interval: reaper_interval(lease, acknowledge_within, cancel_grace),
+            runner_online_within: DEFAULT_RUNNER_ONLINE_WITHIN,
         }
     }
 }
 
 /// A freshly claimed build's acknowledgement lease, unless configured.
 pub const DEFAULT_ACKNOWLEDGE_WITHIN: Duration = Duration::from_secs(10);
+/// How recent a runner's contact must be for it to count as online, unless configured: more
+/// than a long-poll (30 s) plus the 30 s between recorded contacts.
+pub const DEFAULT_RUNNER_ONLINE_WITHIN: Duration = Duration::from_secs(120);
 /// How long a cancel waits for its runner's confirmation, unless configured.
 pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(60);
 
@@ -63,6 +70,7 @@ pub struct App {
     pub(crate) acknowledge_within: Duration,
     pub(crate) cancel_grace: Duration,
     pub(crate) reaper_interval: Duration,
+    pub(crate) runner_online_within: Duration,
     pub(crate) wake: Wake,
     pub(crate) watches: Watches,
     pub(crate) metrics: Metrics,
@@ -91,6 +99,7 @@ impl AppState {
             acknowledge_within: settings.acknowledge_within,
             cancel_grace: settings.cancel_grace,
             reaper_interval: settings.reaper_interval,
+            runner_online_within: settings.runner_online_within,
             wake: Wake::default(),
             watches: Watches::default(),
             metrics: Metrics::default(),
@@ -108,6 +117,13 @@ impl AppState {
         let mut receiver = self.shutdown.subscribe();
         // The sender lives as long as the app, so `wait_for` only returns on shutdown.
         let _ = receiver.wait_for(|stopped| *stopped).await;
+    }
+
+    /// Runners in contact since this moment count as online.
+    pub(crate) fn online_since(&self) -> chrono::DateTime<chrono::Utc> {
+        let window = chrono::TimeDelta::from_std(self.runner_online_within)
+            .unwrap_or(chrono::TimeDelta::MAX);
+        chrono::Utc::now() - window
     }
 
     /// The transaction counters of this process.

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use lockstep_domain::{AutoCancel, JobDefinition, ProcessMode, RetryPolicy};
 use lockstep_storage_pg::{
     AcquiredBuild, AcquiredDeployment, BuildView, DeploymentSummary, DeploymentView,
-    EnvironmentView, PipelineSummary, PipelineView, ProjectView, ResourceGroupView, RunnerView,
+    EnvironmentView, PipelineSummary, PipelineView, ProjectView, ResourceGroupView, RunnerListing,
+    RunnerView, Waiting,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -224,6 +225,26 @@ impl From<PipelineView> for Pipeline {
     }
 }
 
+impl Pipeline {
+    /// The pipeline as `GET /pipelines/{id}` shows it: each build with why it waits.
+    pub(crate) fn read(
+        view: PipelineView,
+        mut waiting: std::collections::HashMap<lockstep_domain::BuildId, Waiting>,
+    ) -> Self {
+        Self {
+            pipeline: view.summary.into(),
+            builds: view
+                .builds
+                .into_iter()
+                .map(|build| {
+                    let reason = waiting.remove(&build.id);
+                    Build::read(build, reason)
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A pipeline without its builds, as lists show it.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct PipelineListItem {
@@ -285,6 +306,12 @@ pub(crate) struct Build {
     /// Set once the runner's report carried its account of the log (`lockstep-worker`'s does):
     /// the stored log against it. Null otherwise.
     log: Option<LogIntegrity>,
+    /// Why it has not started: `{"reason": "needs" | "manual" | "resource_group" |
+    /// "no_runner" | "queued", …}`; null once it runs or has ended. Present in the answers of
+    /// `GET /builds/{id}` and `GET /pipelines/{id}`, left out of others.
+    #[serde(skip_serializing_if = "BuildWaiting::is_unread")]
+    #[schema(value_type = Option<WaitingReason>)]
+    waiting: BuildWaiting,
     runner_id: Option<i64>,
     /// `script_failure`, `runner_lost`, `job_timeout` or `runner_system_failure`.
     failure_reason: Option<String>,
@@ -296,6 +323,16 @@ pub(crate) struct Build {
     /// The resource group whose slot it holds from `pending` until it ends.
     resource_group: Option<String>,
     interruptible: bool,
+}
+
+impl Build {
+    /// The build as the GET reads show it, with why it waits.
+    pub(crate) fn read(view: BuildView, waiting: Option<Waiting>) -> Self {
+        Self {
+            waiting: BuildWaiting::Read(waiting.map(WaitingReason::from)),
+            ..Self::from(view)
+        }
+    }
 }
 
 impl From<BuildView> for Build {
@@ -317,6 +354,7 @@ impl From<BuildView> for Build {
             retried_by: view.retried_by.map(|b| b.0),
             automatic_retry: view.automatic_retry,
             log: view.log_check.map(LogIntegrity::from),
+            waiting: BuildWaiting::Unread,
             runner_id: view.runner_id.map(|r| r.0),
             failure_reason: view.failure_reason.map(|r| r.as_str().to_owned()),
             exit_code: view.exit_code,
@@ -514,6 +552,88 @@ impl Runner {
             tags: view.tags,
             created_at: view.created_at,
             token: Some(token),
+        }
+    }
+}
+
+/// A runner as `GET /runners` lists it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RunnerItem {
+    id: i64,
+    name: String,
+    tags: Vec<String>,
+    created_at: DateTime<Utc>,
+    /// Its last recorded contact (recorded at most every 30 seconds); null if it never called.
+    contacted_at: Option<DateTime<Utc>>,
+    /// In contact within the server's window (`LOCKSTEP_RUNNER_ONLINE_SECONDS`, 120 s).
+    online: bool,
+    /// The builds it holds (running, or asked to stop), ascending.
+    builds: Vec<i64>,
+}
+
+impl From<RunnerListing> for RunnerItem {
+    fn from(listing: RunnerListing) -> Self {
+        Self {
+            id: listing.runner.id.0,
+            name: listing.runner.name,
+            tags: listing.runner.tags,
+            created_at: listing.runner.created_at,
+            contacted_at: listing.contacted_at,
+            online: listing.online,
+            builds: listing.builds.into_iter().map(|b| b.0).collect(),
+        }
+    }
+}
+
+/// Whether an answer read why its build waits: the GET reads do (`null` once it runs or ended),
+/// other answers leave the field out.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum BuildWaiting {
+    Unread,
+    Read(Option<WaitingReason>),
+}
+
+impl BuildWaiting {
+    fn is_unread(&self) -> bool {
+        matches!(self, Self::Unread)
+    }
+}
+
+/// Why a build that has not started waits, by `reason`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub(crate) enum WaitingReason {
+    /// Jobs it needs (or, without `needs`, of earlier stages) have not settled.
+    Needs { jobs: Vec<String> },
+    /// A manual job, waiting for someone to play it.
+    Manual,
+    /// Waiting (`waiting_for_resource`) for a slot of this group, at `position` in its line
+    /// (1 is next).
+    ResourceGroup {
+        resource_group: String,
+        position: u64,
+    },
+    /// No online runner has all of these tags.
+    NoRunner { tags: Vec<String> },
+    /// An online runner can take it; `position` is its place among the pending builds such a
+    /// runner would take (1 is next).
+    Queued { position: u64 },
+}
+
+impl From<Waiting> for WaitingReason {
+    fn from(waiting: Waiting) -> Self {
+        match waiting {
+            Waiting::Needs(jobs) => Self::Needs { jobs },
+            Waiting::Manual => Self::Manual,
+            Waiting::ResourceGroup { name, position } => Self::ResourceGroup {
+                resource_group: name,
+                position,
+            },
+            Waiting::NoRunner { tags } => Self::NoRunner { tags },
+            Waiting::Queued { ahead } => Self::Queued {
+                position: ahead + 1,
+            },
         }
     }
 }

@@ -16,7 +16,8 @@ mod wake;
 mod watch;
 
 pub use app::{
-    App, AppState, DEFAULT_ACKNOWLEDGE_WITHIN, DEFAULT_CANCEL_GRACE, Settings, reaper_interval,
+    App, AppState, DEFAULT_ACKNOWLEDGE_WITHIN, DEFAULT_CANCEL_GRACE, DEFAULT_RUNNER_ONLINE_WITHIN,
+    Settings, reaper_interval,
 };
 pub use openapi::openapi_json;
 pub use router::router;

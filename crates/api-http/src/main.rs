@@ -41,6 +41,10 @@ struct Args {
     #[arg(long, env = "LOCKSTEP_CANCEL_GRACE_SECONDS", default_value_t = 60,
         value_parser = clap::value_parser!(u64).range(1..=86400))]
     cancel_grace_seconds: u64,
+    /// Seconds since its last contact within which a runner counts as online.
+    #[arg(long, env = "LOCKSTEP_RUNNER_ONLINE_SECONDS", default_value_t = 120,
+        value_parser = clap::value_parser!(u64).range(60..=86400))]
+    runner_online_seconds: u64,
     /// Database connections in the pool.
     #[arg(long, env = "LOCKSTEP_POOL_SIZE", default_value_t = 16,
         value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -119,6 +123,7 @@ fn config(args: Args) -> anyhow::Result<ServerConfig> {
                 acknowledge_within,
                 cancel_grace,
             ),
+            runner_online_within: Duration::from_secs(args.runner_online_seconds),
         },
     })
 }

@@ -1,7 +1,7 @@
 //! Prometheus metrics in the text exposition format, kept in plain counters so that recording
 //! a request costs one short lock and no allocation on the common path.
 
-use lockstep_storage_pg::TxStatsSnapshot;
+use lockstep_storage_pg::{QueueFigures, TxStatsSnapshot};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -120,9 +120,13 @@ impl Metrics {
             .fetch_add(builds as u64, Ordering::Relaxed);
     }
 
-    /// The text exposition of every metric. `pending` is `None` when the database could not
-    /// be asked.
-    pub(crate) fn render(&self, tx: &TxStatsSnapshot, pending: Option<i64>) -> String {
+    /// The text exposition of every metric. `pending` (the pending builds, and the queue by
+    /// reason) is `None` when the database could not be asked.
+    pub(crate) fn render(
+        &self,
+        tx: &TxStatsSnapshot,
+        pending: Option<(i64, QueueFigures)>,
+    ) -> String {
         let mut out = String::new();
         self.render_requests(&mut out);
         render_transactions(&mut out, tx);
@@ -169,7 +173,7 @@ impl Metrics {
             "lockstep_claims_requeued_total {}",
             self.claims_requeued.load(Ordering::Relaxed)
         );
-        if let Some(pending) = pending {
+        if let Some((pending, queue)) = pending {
             header(
                 &mut out,
                 "lockstep_builds_pending",
@@ -177,6 +181,7 @@ impl Metrics {
                 "Builds waiting for a runner.",
             );
             let _ = writeln!(out, "lockstep_builds_pending {pending}");
+            render_queue(&mut out, &queue);
         }
         out
     }
@@ -258,6 +263,37 @@ fn render_transactions(out: &mut String, tx: &TxStatsSnapshot) {
     let _ = writeln!(out, "lockstep_transactions_gave_up_total {}", tx.gave_up);
 }
 
+/// The pending builds by why they wait, and the oldest one's wait.
+fn render_queue(out: &mut String, queue: &QueueFigures) {
+    header(
+        out,
+        "lockstep_builds_pending_by_reason",
+        "gauge",
+        "Pending builds by reason: `queued` (an online runner can take it) or `no_runner`.",
+    );
+    let _ = writeln!(
+        out,
+        "lockstep_builds_pending_by_reason{{reason=\"queued\"}} {}",
+        queue.queued
+    );
+    let _ = writeln!(
+        out,
+        "lockstep_builds_pending_by_reason{{reason=\"no_runner\"}} {}",
+        queue.no_runner
+    );
+    header(
+        out,
+        "lockstep_oldest_pending_build_age_seconds",
+        "gauge",
+        "How long the longest-waiting pending build has waited (0 when none waits).",
+    );
+    let age = queue
+        .oldest_queued_at
+        .and_then(|at| (chrono::Utc::now() - at).to_std().ok())
+        .map_or(0.0, |waited| waited.as_secs_f64());
+    let _ = writeln!(out, "lockstep_oldest_pending_build_age_seconds {age:.3}");
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -266,7 +302,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 #[cfg(test)]
 mod tests {
     use super::Metrics;
-    use lockstep_storage_pg::TxStatsSnapshot;
+    use lockstep_storage_pg::{QueueFigures, TxStatsSnapshot};
     use std::time::Duration;
 
     #[test]
@@ -275,7 +311,12 @@ mod tests {
         metrics.request("GET", "/a", 200, Duration::from_micros(300));
         metrics.request("GET", "/a", 200, Duration::from_millis(3));
         metrics.request("GET", "/a", 200, Duration::from_secs(100));
-        let text = metrics.render(&TxStatsSnapshot::default(), Some(4));
+        let queue = QueueFigures {
+            queued: 3,
+            no_runner: 1,
+            oldest_queued_at: Some(chrono::Utc::now() - chrono::TimeDelta::seconds(90)),
+        };
+        let text = metrics.render(&TxStatsSnapshot::default(), Some((4, queue)));
         let labels = "method=\"GET\",route=\"/a\",status=\"200\"";
         for (le, count) in [("0.0005", 1), ("0.005", 2), ("60", 2), ("+Inf", 3)] {
             let line = format!(
@@ -285,6 +326,14 @@ mod tests {
         }
         assert!(text.contains(&format!("lockstep_http_requests_total{{{labels}}} 3")));
         assert!(text.contains("lockstep_builds_pending 4"));
+        assert!(text.contains("lockstep_builds_pending_by_reason{reason=\"queued\"} 3"));
+        assert!(text.contains("lockstep_builds_pending_by_reason{reason=\"no_runner\"} 1"));
+        let age = text
+            .lines()
+            .find_map(|line| line.strip_prefix("lockstep_oldest_pending_build_age_seconds "))
+            .and_then(|value| value.parse::<f64>().ok())
+            .expect("the oldest pending build's age");
+        assert!((89.0..120.0).contains(&age), "{age}");
     }
 
     #[test]

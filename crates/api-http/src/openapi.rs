@@ -21,7 +21,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         builds::get, builds::cancel, builds::retry, builds::play, builds::log,
         environments::list, environments::deployments,
         resource_groups::list, resource_groups::get, resource_groups::put,
-        runners::create, runners::delete,
+        runners::create, runners::list, runners::delete,
         jobs::request, jobs::watch, jobs::heartbeat, jobs::finish, jobs::append,
         batch::request, batch::finish,
         health::healthz, health::readyz, health::metrics,

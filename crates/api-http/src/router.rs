@@ -42,7 +42,7 @@ pub fn router(state: AppState) -> Router {
             "/environments/{id}/deployments",
             get(environments::deployments),
         )
-        .route("/runners", post(runners::create))
+        .route("/runners", post(runners::create).get(runners::list))
         .route("/runners/{id}", delete(runners::delete))
         .route("/jobs/request", post(jobs::request))
         .route("/jobs/batch/request", post(batch::request))

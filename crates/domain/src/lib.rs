@@ -10,6 +10,7 @@ mod resource;
 mod retry;
 mod status;
 mod transition;
+mod waiting;
 
 pub use definition::{
     AutoCancel, DefinitionError, JobDefinition, PipelineDefinition, Problem, ValidJob,
@@ -26,3 +27,4 @@ pub use resource::{Member, ProcessMode, grants, waiting_line};
 pub use retry::{AllowFailure, Retry, RetryPolicy, RetryWhen};
 pub use status::{BuildStatus, DeploymentStatus, PipelineStatus, UnknownStatus};
 pub use transition::{BuildEvent, IllegalTransition, Step, next};
+pub use waiting::{Standing, unsettled_needs};

@@ -21,6 +21,7 @@ mod runners;
 mod schema;
 mod stats;
 mod transitions;
+mod waiting;
 mod write;
 
 pub use environments::{DeploymentSummary, EnvironmentView, list_deployments, list_environments};
@@ -43,9 +44,12 @@ pub use reads::{
 };
 pub use resource_groups::{ResourceGroupView, list_resource_groups, load_resource_group};
 pub use retry::SqlState;
-pub use runners::{RunnerView, authenticate_runner, register_runner, retire_runner};
+pub use runners::{
+    RunnerListing, RunnerView, authenticate_runner, list_runners, register_runner, retire_runner,
+};
 pub use stats::{TransitionKind, TxStats, TxStatsSnapshot};
 pub use transitions::{
     Acquired, AcquiredBuild, AcquiredDeployment, Applied, CreatedPipeline, GroupSettings,
     Heartbeat, NewPipeline, Transitions,
 };
+pub use waiting::{QueueFigures, Waiting, build_waiting, pipeline_waiting, queue_figures};

@@ -117,3 +117,73 @@ pub fn retire_runner(
         })
     }
 }
+
+/// A runner as the list shows it: whether it is online and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerListing {
+    pub runner: RunnerView,
+    /// Its last recorded contact (written at most every 30 seconds).
+    pub contacted_at: Option<DateTime<Utc>>,
+    /// In contact since the moment the caller asked about.
+    pub online: bool,
+    /// The builds it holds (running or asked to stop), in ascending id.
+    pub builds: Vec<lockstep_domain::BuildId>,
+}
+
+/// A runner row as the list reads it: id, name, tags, registration and last contact.
+type ListedRow = (
+    i64,
+    String,
+    Vec<String>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+);
+
+/// Every runner that is not retired, by id; online when in contact since `online_since`.
+pub fn list_runners(
+    conn: &mut PgConnection,
+    online_since: DateTime<Utc>,
+) -> Result<Vec<RunnerListing>, StorageError> {
+    use crate::schema::ci_builds;
+    let rows: Vec<ListedRow> = runners::table
+        .filter(runners::retired_at.is_null())
+        .order(runners::id.asc())
+        .select((
+            runners::id,
+            runners::name,
+            runners::tags,
+            runners::created_at,
+            runners::contacted_at,
+        ))
+        .load(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|row| row.0).collect();
+    let holding: Vec<&str> = lockstep_domain::BuildStatus::ALL
+        .iter()
+        .filter(|status| status.holds_lease())
+        .map(|status| status.as_str())
+        .collect();
+    let held: Vec<(Option<i64>, i64)> = ci_builds::table
+        .filter(ci_builds::runner_id.eq_any(&ids))
+        .filter(ci_builds::status.eq_any(holding))
+        .order(ci_builds::id.asc())
+        .select((ci_builds::runner_id, ci_builds::id))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, tags, created_at, contacted_at)| RunnerListing {
+            runner: RunnerView {
+                id: RunnerId(id),
+                name,
+                tags,
+                created_at,
+            },
+            contacted_at,
+            online: contacted_at.is_some_and(|at| at >= online_since),
+            builds: held
+                .iter()
+                .filter(|(runner, _)| *runner == Some(id))
+                .map(|(_, build)| lockstep_domain::BuildId(*build))
+                .collect(),
+        })
+        .collect())
+}

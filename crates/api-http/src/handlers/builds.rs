@@ -12,7 +12,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use chrono::Utc;
 use lockstep_domain::BuildId;
-use lockstep_storage_pg::{StorageError, Transitions, load_build, read_log};
+use lockstep_storage_pg::{StorageError, Transitions, build_waiting, load_build, read_log};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -29,8 +29,14 @@ pub(crate) async fn get(
     _: Admin,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<Build>> {
-    let build = with_conn(&state, move |conn, _| load_build(conn, BuildId(id))).await?;
-    Ok(axum::Json(build.into()))
+    let online_since = state.online_since();
+    let (build, waiting) = with_conn(&state, move |conn, _| {
+        let build = load_build(conn, BuildId(id))?;
+        let waiting = build_waiting(conn, &build, online_since)?;
+        Ok((build, waiting))
+    })
+    .await?;
+    Ok(axum::Json(Build::read(build, waiting)))
 }
 
 /// Cancels a build: one not yet running is canceled, a running one becomes `canceling` until

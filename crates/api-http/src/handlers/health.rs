@@ -7,7 +7,7 @@ use crate::error::{ApiError, ErrorBody};
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
-use lockstep_storage_pg::{count_pending_builds, ping};
+use lockstep_storage_pg::{count_pending_builds, ping, queue_figures};
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
@@ -29,9 +29,15 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<axum::Json<H
     responses((status = 200, content_type = "text/plain", body = String)))]
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     // A metrics scrape must work while the database is down: the gauge is left out then.
-    let pending = with_conn(&state, |conn, _| count_pending_builds(conn))
-        .await
-        .ok();
+    let online_since = state.online_since();
+    let pending = with_conn(&state, move |conn, _| {
+        Ok((
+            count_pending_builds(conn)?,
+            queue_figures(conn, online_since)?,
+        ))
+    })
+    .await
+    .ok();
     let text = state.metrics.render(&state.stats.snapshot(), pending);
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -11,7 +11,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 use lockstep_domain::{PipelineDefinition, PipelineId, PipelineStatus, ProjectId};
-use lockstep_storage_pg::{NewPipeline, PipelineQuery, Transitions, list_pipelines, load_pipeline};
+use lockstep_storage_pg::{
+    NewPipeline, PipelineQuery, Transitions, list_pipelines, load_pipeline, pipeline_waiting,
+};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -77,8 +79,19 @@ pub(crate) async fn get(
     _: Admin,
     Path(id): Path<i64>,
 ) -> ApiResult<axum::Json<Pipeline>> {
-    let pipeline = with_conn(&state, move |conn, _| load_pipeline(conn, PipelineId(id))).await?;
-    Ok(axum::Json(pipeline.into()))
+    let online_since = state.online_since();
+    let (pipeline, waiting) = with_conn(&state, move |conn, _| {
+        let pipeline = load_pipeline(conn, PipelineId(id))?;
+        let waiting = pipeline_waiting(
+            conn,
+            pipeline.summary.project_id,
+            &pipeline.builds,
+            online_since,
+        )?;
+        Ok((pipeline, waiting))
+    })
+    .await?;
+    Ok(axum::Json(Pipeline::read(pipeline, waiting)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

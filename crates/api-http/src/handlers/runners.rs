@@ -3,7 +3,7 @@
 use crate::app::AppState;
 use crate::auth::{Admin, TokenHash, new_runner_token};
 use crate::blocking::with_conn;
-use crate::dto::{CreateRunner, Runner};
+use crate::dto::{CreateRunner, Runner, RunnerItem};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::handlers::check_name;
@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::Utc;
 use lockstep_domain::{Problem, RunnerId, limits};
-use lockstep_storage_pg::{register_runner, retire_runner};
+use lockstep_storage_pg::{list_runners, register_runner, retire_runner};
 
 /// Registers a runner. The answer carries its token, which is never shown again.
 #[utoipa::path(post, path = "/api/v1/runners", tag = "runners",
@@ -54,6 +54,20 @@ fn check_tags(tags: &[String]) -> Result<(), ApiError> {
         check_name(&format!("tags[{index}]"), tag)?;
     }
     Ok(())
+}
+
+/// Every runner that is not retired, by id: whether it is online (in contact within the
+/// server's window) and the builds it holds.
+#[utoipa::path(get, path = "/api/v1/runners", tag = "runners",
+    responses((status = 200, body = Vec<RunnerItem>), (status = 401, body = ErrorBody)),
+    security(("admin" = [])))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    _: Admin,
+) -> ApiResult<axum::Json<Vec<RunnerItem>>> {
+    let online_since = state.online_since();
+    let runners = with_conn(&state, move |conn, _| list_runners(conn, online_since)).await?;
+    Ok(axum::Json(runners.into_iter().map(Into::into).collect()))
 }
 
 /// Retires a runner: its token stops working. Builds it holds run out their lease.

@@ -425,9 +425,10 @@ fn routing(f: &Fixture) -> Vec<Case<'_>> {
             Method::POST,
             format!("/api/v1/environments/{env}/deployments"),
         ),
-        (Method::GET, "/api/v1/runners".to_owned()),
+        (Method::PUT, "/api/v1/runners".to_owned()),
         (Method::GET, format!("/api/v1/runners/{r}")),
         (Method::GET, "/api/v1/jobs/request".to_owned()),
+        (Method::GET, "/api/v1/jobs/watch".to_owned()),
         (Method::GET, format!("/api/v1/jobs/{b}/heartbeat")),
         (Method::GET, format!("/api/v1/jobs/{b}/finish")),
         (Method::GET, "/api/v1/jobs/batch/request".to_owned()),
@@ -540,6 +541,7 @@ fn admin_routes(f: &Fixture) -> Vec<Route> {
             f.environment
         )),
         post("/api/v1/runners", r#"{"name":"intruder"}"#),
+        get("/api/v1/runners"),
         delete(format!("/api/v1/runners/{}", f.runner_b_id)),
     ]
 }
@@ -549,6 +551,7 @@ fn runner_routes(f: &Fixture) -> Vec<Route> {
     let b = f.running;
     vec![
         post("/api/v1/jobs/request", "{}"),
+        post("/api/v1/jobs/watch", format!(r#"{{"ids":[{b}]}}"#)),
         post(format!("/api/v1/jobs/{b}/heartbeat"), ""),
         post(format!("/api/v1/jobs/{b}/finish"), SUCCESS),
         post("/api/v1/jobs/batch/request", r#"{"max_jobs":5}"#),

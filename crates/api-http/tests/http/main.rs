@@ -13,4 +13,5 @@ mod long_poll;
 mod resource_groups;
 mod retry_rules;
 mod unavailable;
+mod waiting;
 mod watch;
