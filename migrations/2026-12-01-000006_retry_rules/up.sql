@@ -31,7 +31,10 @@ UPDATE ci_builds SET retry_when = '{runner_lost}' WHERE retry_limit > 0;
 -- runner_lost within its job's retry.
 UPDATE ci_builds AS n
 SET retry_of = o.id,
-    automatic_retry = (o.failure_reason = 'runner_lost' AND o.attempt <= o.retry_limit)
+    -- IS NOT DISTINCT FROM: an attempt that did not fail has no failure_reason, and NULL would
+    -- break the column's NOT NULL.
+    automatic_retry = (o.failure_reason IS NOT DISTINCT FROM 'runner_lost'
+        AND o.attempt <= o.retry_limit)
 FROM ci_builds AS o
 WHERE o.pipeline_id = n.pipeline_id AND o.name = n.name AND o.attempt = n.attempt - 1;
 

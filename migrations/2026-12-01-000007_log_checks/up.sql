@@ -1,9 +1,10 @@
 -- What a runner said of a build's log when it reported the build, against what the server
 -- stored: so that a log cut short on the way (a chunk lost, an upload given up) shows.
 --
--- One row per build, written (and rewritten by a repeated report) after the finish transition,
--- outside it: it locks nothing of the canonical order, only the row it upserts (its foreign key
--- takes FOR KEY SHARE on the build, which conflicts with nothing a transition takes).
+-- One row per build, written (and rewritten by a repeated report) last in the finish
+-- transition, after every lock of the canonical order: the only lock it adds is the one row it
+-- upserts (its foreign key takes FOR KEY SHARE on the build, which conflicts with nothing a
+-- transition takes).
 -- stored_sha256 is PostgreSQL's sha256() of the stored chunks in order, reported_sha256 the
 -- runner's of the bytes it meant to store; complete says they and the lengths agree.
 

@@ -183,8 +183,9 @@ pub(crate) struct RetryRule {
     /// 0 to 5 automatic retries.
     #[schema(minimum = 0, maximum = 5)]
     max: u32,
-    /// One or more of `always`, `unknown_failure`, `script_failure`, `runner_system_failure`,
-    /// `runner_lost`, `job_timeout` (one name alone may stand without the list).
+    /// Any of `always`, `unknown_failure`, `script_failure`, `runner_system_failure`,
+    /// `runner_lost`, `job_timeout` (one name alone may stand without the list; `[]` retries
+    /// by exit code only).
     when: Option<Vec<String>>,
     /// 1 to 50 exit codes that retry whatever the reason.
     #[schema(min_items = 1, max_items = 50)]

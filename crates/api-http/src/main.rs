@@ -32,10 +32,11 @@ struct Args {
         value_parser = clap::value_parser!(u64).range(2..=3600))]
     lease_seconds: u64,
     /// Seconds a freshly claimed build waits for its runner's first heartbeat, log append or
-    /// report before it goes back to pending, its attempt not spent (at most the lease).
-    #[arg(long, env = "LOCKSTEP_ACKNOWLEDGE_SECONDS", default_value_t = 10,
+    /// report before it goes back to pending, its attempt not spent (at most the lease;
+    /// default 10, or the lease if shorter).
+    #[arg(long, env = "LOCKSTEP_ACKNOWLEDGE_SECONDS",
         value_parser = clap::value_parser!(u64).range(1..=3600))]
-    acknowledge_seconds: u64,
+    acknowledge_seconds: Option<u64>,
     /// Seconds a build asked to stop may stay canceling before it is canceled without its
     /// runner's confirmation.
     #[arg(long, env = "LOCKSTEP_CANCEL_GRACE_SECONDS", default_value_t = 60,
@@ -99,14 +100,17 @@ fn config(args: Args) -> anyhow::Result<ServerConfig> {
         bail!("LOCKSTEP_API_TOKEN is too short: use at least {MIN_TOKEN_CHARS} characters");
     }
     let lease = Duration::from_secs(args.lease_seconds);
-    if args.acknowledge_seconds > args.lease_seconds {
-        bail!(
-            "LOCKSTEP_ACKNOWLEDGE_SECONDS ({}) must not be longer than LOCKSTEP_LEASE_SECONDS ({})",
-            args.acknowledge_seconds,
+    let acknowledge_seconds = match args.acknowledge_seconds {
+        Some(seconds) if seconds > args.lease_seconds => bail!(
+            "LOCKSTEP_ACKNOWLEDGE_SECONDS ({seconds}) must not be longer than LOCKSTEP_LEASE_SECONDS ({})",
             args.lease_seconds
-        );
-    }
-    let acknowledge_within = Duration::from_secs(args.acknowledge_seconds);
+        ),
+        Some(seconds) => seconds,
+        None => lockstep_api_http::DEFAULT_ACKNOWLEDGE_WITHIN
+            .as_secs()
+            .min(args.lease_seconds),
+    };
+    let acknowledge_within = Duration::from_secs(acknowledge_seconds);
     let cancel_grace = Duration::from_secs(args.cancel_grace_seconds);
     Ok(ServerConfig {
         database_url: args.database_url.context("set DATABASE_URL")?,

@@ -74,8 +74,9 @@ struct ReadRow {
 /// `LogOffset` (the log ends elsewhere; also what the loser of two appends at the same offset
 /// gets), `LogTooLarge` (the log would pass [`MAX_LOG_BYTES`]).
 ///
-/// One statement when it succeeds; a second read only when two appends raced. It does not
-/// acknowledge the claim: the runner protocol's append, `Transitions::append_log`, does.
+/// One statement when it succeeds; a second read only when two appends raced. It neither needs
+/// nor gives the claim's acknowledgement: the runner protocol's append,
+/// `Transitions::append_log`, acknowledges an unacknowledged claim first.
 pub fn append_log(
     conn: &mut PgConnection,
     build: BuildId,
@@ -83,7 +84,7 @@ pub fn append_log(
     offset: u64,
     data: &[u8],
 ) -> Result<u64, StorageError> {
-    append(conn, build, runner, offset, data).map(|appended| appended.end)
+    append(conn, build, runner, offset, data, false).map(|appended| appended.end)
 }
 
 /// What an accepted append left behind.
@@ -91,17 +92,20 @@ pub fn append_log(
 pub(crate) struct Appended {
     /// Where the log ends now.
     pub(crate) end: u64,
-    /// Whether the runner had acknowledged the build before this append.
+    /// Whether the runner had acknowledged the build; when it had not and the append required
+    /// it, nothing was written.
     pub(crate) acknowledged: bool,
 }
 
-/// [`append_log`], saying whether the build was acknowledged.
+/// [`append_log`], saying whether the build was acknowledged; with `only_acknowledged`, an
+/// unacknowledged build's append writes nothing (and answers `acknowledged: false`).
 pub(crate) fn append(
     conn: &mut PgConnection,
     build: BuildId,
     runner: RunnerId,
     offset: u64,
     data: &[u8],
+    only_acknowledged: bool,
 ) -> Result<Appended, StorageError> {
     let row = Prepared::<Append>::new()
         .bind::<BigInt, _>(build.0)
@@ -109,6 +113,7 @@ pub(crate) fn append(
         .bind::<BigInt, _>(to_bigint(offset))
         .bind::<Binary, _>(data)
         .bind::<BigInt, _>(to_bigint(MAX_LOG_BYTES))
+        .bind::<Bool, _>(only_acknowledged)
         .get_result::<AppendRow>(conn)
         .optional()?
         .ok_or(StorageError::NotFound {
@@ -125,7 +130,7 @@ pub(crate) fn append(
         end,
         acknowledged: row.acknowledged,
     };
-    if data.is_empty() {
+    if data.is_empty() || (only_acknowledged && !row.acknowledged) {
         return Ok(appended(end));
     }
     let too_large = u64::try_from(data.len())

@@ -211,9 +211,9 @@ impl<'a> Transitions<'a> {
         Ok(beat)
     }
 
-    /// Appends to the log of a build the runner holds, as [`crate::append_log`] does; the first
-    /// append of a claim acknowledges it, as a heartbeat would (extending the lease by
-    /// `lease`). Returns where the log ends now.
+    /// Appends to the log of a build the runner holds, as [`crate::append_log`] does; an append
+    /// to a claim not yet acknowledged acknowledges it first, as a heartbeat would (extending
+    /// the lease by `lease`), then appends. Returns where the log ends now.
     pub fn append_log(
         &mut self,
         build: BuildId,
@@ -223,11 +223,13 @@ impl<'a> Transitions<'a> {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<u64, StorageError> {
-        let appended = crate::logs::append(self.conn, build, runner, offset, data)?;
-        if !appended.acknowledged {
-            self.heartbeat(build, runner, lease, now)?;
+        let appended = crate::logs::append(self.conn, build, runner, offset, data, true)?;
+        if appended.acknowledged {
+            return Ok(appended.end);
         }
-        Ok(appended.end)
+        // Acknowledged first, then appended: a chunk never lands on a claim being handed back.
+        self.heartbeat(build, runner, lease, now)?;
+        Ok(crate::logs::append(self.conn, build, runner, offset, data, true)?.end)
     }
 
     /// The runner holding `build` reports its result. Repeating the same report is harmless.

@@ -78,10 +78,13 @@ pub fn pipeline_waiting(
                     let line = load_resource_group(conn, project, group)?.waiting;
                     lines.insert(group.clone(), line);
                 }
-                let place = lines[group].iter().position(|id| *id == build.id);
+                // Not in the line: it was granted between the two reads.
+                let Some(place) = lines[group].iter().position(|id| *id == build.id) else {
+                    continue;
+                };
                 Waiting::ResourceGroup {
                     name: group.clone(),
-                    position: place.map_or(0, |i| i as u64 + 1),
+                    position: place as u64 + 1,
                 }
             }
             BuildStatus::Pending => match pending.remove(&build.id) {

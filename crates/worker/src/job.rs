@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a stopped script gets between SIGTERM and SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(5);
-/// How soon a first heartbeat that failed is tried again.
+/// How soon an acknowledgement that failed is tried again.
 const UNACKNOWLEDGED_RETRY: Duration = Duration::from_millis(500);
 
 /// What every build of this worker shares.
@@ -40,6 +40,13 @@ pub(crate) enum Stop {
 pub(crate) async fn run(runner: &Runner, job: Job, abort: CancellationToken) {
     let started = Instant::now();
     tracing::info!(build_id = job.id, pipeline_id = job.pipeline_id, name = %job.name, "build started");
+    if !acknowledge(&runner.client, job.id, &abort).await {
+        tracing::warn!(
+            build_id = job.id,
+            "build dropped: the server no longer gives it to this runner"
+        );
+        return;
+    }
     let dir = runner.work_dir.join(format!("build-{}", job.id));
     // Heartbeats go on until the report is delivered, so that a server that was away while
     // the build ended does not expire it while the report is retried.
@@ -153,7 +160,11 @@ async fn execute(
         return Ok(None);
     }
     let mut report = report(stop, exit);
-    if let Streamed::Ended(account) = streamed {
+    // Only a server that names its log limit takes the account (an older one refuses a
+    // report with a field it does not know).
+    if let Streamed::Ended(account) = streamed
+        && job.log_limit_bytes.is_some()
+    {
         report.log = Some(account);
     }
     Ok(Some(report))
@@ -194,15 +205,9 @@ fn report(stop: Option<Stop>, exit: Exit) -> Report {
             failure_reason: None,
             log: None,
         },
-        (_, Exit::Code(code)) => Report {
+        (_, exit) => Report {
             result: "failed",
-            exit_code: Some(code),
-            failure_reason: Some("script_failure"),
-            log: None,
-        },
-        (_, Exit::Signal) => Report {
-            result: "failed",
-            exit_code: None,
+            exit_code: Some(exit.code()),
             failure_reason: Some("script_failure"),
             log: None,
         },
@@ -217,10 +222,30 @@ async fn forward(mut output: mpsc::Receiver<Vec<u8>>, to: mpsc::Sender<Vec<u8>>)
     }
 }
 
+/// Acknowledges the claim with a first heartbeat, before anything runs: the server hands a
+/// claim nobody acknowledges back to the queue after a few seconds (it cannot tell a slow
+/// runner from a lost answer), and a script started before the acknowledgement got through
+/// could then run twice. Tried every half second until the server answers; `false` when it
+/// says the build is not this runner's any more (or the worker is shutting down).
+async fn acknowledge(client: &Client, build: i64, abort: &CancellationToken) -> bool {
+    loop {
+        match client.heartbeat(build).await {
+            Ok(_) => return true,
+            Err(CallError::Gone | CallError::Refused { .. } | CallError::Unauthorized) => {
+                return false;
+            }
+            Err(error) => {
+                tracing::warn!(build_id = build, %error, "acknowledgement failed; trying again");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(UNACKNOWLEDGED_RETRY) => {}
+            () = abort.cancelled() => return false,
+        }
+    }
+}
+
 /// Heartbeats at a third of the lease until `done`; sends a [`Stop`] when the server says to.
-/// The first heartbeat goes at once: it acknowledges the claim, which the server otherwise
-/// hands back to the queue after a few seconds (it cannot tell a slow runner from a lost
-/// answer), so until one gets through they are retried every half second.
 fn spawn_heartbeat(
     client: Client,
     job: &Job,
@@ -233,20 +258,12 @@ fn spawn_heartbeat(
     let id = job.id;
     tokio::spawn(async move {
         let mut canceling_sent = false;
-        let (mut acknowledged, mut delay) = (false, Duration::ZERO);
         loop {
             tokio::select! {
-                () = tokio::time::sleep(delay) => {}
+                () = tokio::time::sleep(every) => {}
                 () = done.cancelled() => return,
             }
-            let beat = client.heartbeat(id).await;
-            acknowledged |= beat.is_ok();
-            delay = if acknowledged {
-                every
-            } else {
-                UNACKNOWLEDGED_RETRY.min(every)
-            };
-            match beat {
+            match client.heartbeat(id).await {
                 Ok(Beat::Running) => {}
                 Ok(Beat::Canceling) if !canceling_sent => {
                     canceling_sent = true;
@@ -299,14 +316,17 @@ mod tests {
         let failed = report(None, Exit::Code(3));
         assert_eq!((failed.result, failed.exit_code), ("failed", Some(3)));
         assert_eq!(
-            report(Some(Stop::Canceled), Exit::Signal).result,
+            report(Some(Stop::Canceled), Exit::Signal(15)).result,
             "canceled"
         );
         assert_eq!(
             report(Some(Stop::ShuttingDown), Exit::Code(0)).result,
             "canceled"
         );
-        let timeout = report(Some(Stop::Timeout), Exit::Signal);
+        let timeout = report(Some(Stop::Timeout), Exit::Signal(9));
         assert_eq!(timeout.failure_reason, Some("job_timeout"));
+        // Killed by a signal (an out-of-memory kill): 128 + 9, as GitLab shows it.
+        let killed = report(None, Exit::Signal(9));
+        assert_eq!((killed.result, killed.exit_code), ("failed", Some(137)));
     }
 }

@@ -140,18 +140,30 @@ pub(crate) async fn stream(
     limit: u64,
     abandon: CancellationToken,
 ) -> Streamed {
+    // The output is read by a task of its own, never held up by an upload being retried: a
+    // server that is away must not fill the script's pipe. What it keeps waits here, at most
+    // the log's limit.
+    let (keep, mut kept) = mpsc::unbounded_channel::<Vec<u8>>();
+    let reader = tokio::spawn(async move {
+        let mut account = Account::new(limit);
+        while let Some(chunk) = output.recv().await {
+            let bytes = account.keep(&chunk);
+            if !bytes.is_empty() {
+                let _ = keep.send(bytes);
+            }
+        }
+        account.finish()
+    });
     let mut pending = Pending::default();
-    let mut account = Account::new(limit);
     let mut sending = true;
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let flush = tokio::select! {
-            chunk = output.recv() => match chunk {
+            chunk = kept.recv() => match chunk {
                 Some(chunk) => {
-                    let kept = account.keep(&chunk);
                     if sending {
-                        pending.bytes.extend_from_slice(&kept);
+                        pending.bytes.extend_from_slice(&chunk);
                     }
                     pending.bytes.len() >= FLUSH_BYTES
                 }
@@ -170,7 +182,10 @@ pub(crate) async fn stream(
         }
     }
     match upload(client, build, &mut pending, &abandon).await {
-        None | Some(Halt::Refused) => Streamed::Ended(account.finish()),
+        None | Some(Halt::Refused) => match reader.await {
+            Ok(account) => Streamed::Ended(account),
+            Err(_) => Streamed::Abandoned,
+        },
         Some(Halt::LeaseLost) => Streamed::LeaseLost,
         Some(Halt::Abandoned) => Streamed::Abandoned,
     }

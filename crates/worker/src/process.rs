@@ -25,8 +25,29 @@ pub(crate) struct Script {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Exit {
     Code(i32),
-    /// Killed by a signal it did not survive.
-    Signal,
+    /// Killed by this signal, which it did not survive.
+    Signal(i32),
+}
+
+impl Exit {
+    fn of(status: std::process::ExitStatus) -> Self {
+        use std::os::unix::process::ExitStatusExt as _;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Self::Code(code),
+            (None, Some(signal)) => Self::Signal(signal),
+            // Neither: not a state a waited-for child is in; report it as a failure.
+            (None, None) => Self::Code(-1),
+        }
+    }
+
+    /// The exit code a shell would show: a signal's is 128 plus its number (137 for SIGKILL,
+    /// an out-of-memory kill), as GitLab reports it, so `exit_codes` rules can name it.
+    pub(crate) fn code(self) -> i32 {
+        match self {
+            Self::Code(code) => code,
+            Self::Signal(signal) => 128 + signal,
+        }
+    }
 }
 
 impl Script {
@@ -69,14 +90,14 @@ impl Script {
 
     pub(crate) async fn wait(&mut self) -> std::io::Result<Exit> {
         let status = self.child.wait().await?;
-        Ok(status.code().map_or(Exit::Signal, Exit::Code))
+        Ok(Exit::of(status))
     }
 
     /// SIGTERM to the group, then SIGKILL if it has not exited within `grace`.
     pub(crate) async fn stop(&mut self, grace: Duration) -> std::io::Result<Exit> {
         self.signal(Signal::SIGTERM);
         if let Ok(status) = tokio::time::timeout(grace, self.child.wait()).await {
-            Ok(status?.code().map_or(Exit::Signal, Exit::Code))
+            Ok(Exit::of(status?))
         } else {
             self.signal(Signal::SIGKILL);
             self.wait().await

@@ -122,9 +122,9 @@ async fn refresh(state: AppState, pipelines: Vec<lockstep_domain::PipelineId>) {
 }
 
 /// Waits until one of the runner's builds needs it: asked to stop (`canceling`), or no longer
-/// held. Answers at once if one already does, else when one comes to, or after `wait_seconds`
-/// (or when the server shuts down) with every build as it stands. Changes nothing: heartbeats
-/// still keep the leases.
+/// held. Answers at once if one already does, else when one is canceled, or after
+/// `wait_seconds` (or when the server shuts down) with every build as it stands. Changes
+/// nothing: heartbeats still keep the leases.
 #[utoipa::path(post, path = "/api/v1/jobs/watch", tag = "runner protocol",
     request_body = WatchRequest,
     responses((status = 200, body = WatchAnswer), (status = 400, body = ErrorBody),

@@ -4,7 +4,9 @@
 //!
 //! Each sample is one build whose script traps SIGTERM and writes the wall clock (`date +%s%N`,
 //! the same clock as `SystemTime`) to a file the moment it arrives; the figure is that time
-//! minus the moment the cancel call returned. The trap's own `date` adds about a millisecond.
+//! minus the moment the cancel call was sent (so it also counts the call's round trip: the
+//! cancel commits, and the NOTIFY fires, before the answer is back). The trap's own `date`
+//! adds about a millisecond.
 
 use super::{Options, Outcome, progress};
 use crate::figures::{Figure, percentile};
@@ -50,7 +52,7 @@ pub(super) fn cancel_to_stop(options: &Options) -> Outcome {
         vec![(
             "cancel_to_stop".to_owned(),
             format!(
-                "{samples} builds per round, one lockstep-worker (concurrency 1), default 30 s lease; from `POST /builds/{{id}}/cancel` returning to SIGTERM reaching the script (its trap's `date +%s%N`)"
+                "{samples} builds per round, one lockstep-worker (concurrency 1), default 30 s lease; from `POST /builds/{{id}}/cancel` being sent (its whole round trip included) to SIGTERM reaching the script (its trap's `date +%s%N`)"
             ),
         )],
     ))
@@ -113,13 +115,16 @@ async fn round_of(
         let build = load_pipeline(&mut conn, pipeline)?.builds[0].id.0;
         let ready = marks.join(format!("{build}.ready"));
         wait_for_file(&ready, Duration::from_secs(30), |_| true).await?;
+        // Taken as the call goes out, not when its answer is back: the NOTIFY fires at the
+        // commit, so the script may hear SIGTERM before the answer arrives, and a later
+        // reading would give negative samples. The figure includes the call's own round trip.
+        let canceled_at = unix_nanos(SystemTime::now())?;
         let answer = http
             .post(api(&format!("/builds/{build}/cancel")))
             .bearer_auth(ADMIN_TOKEN)
             .json(&json!({}))
             .send()
             .await?;
-        let canceled_at = unix_nanos(SystemTime::now())?;
         anyhow::ensure!(
             answer.status().is_success(),
             "cancel answered {}",

@@ -5,8 +5,10 @@
 -- returns one row while the build exists (none when it does not) with the build's runner and
 -- status, the log's end as this statement saw it, and the new end when it appended; the caller
 -- tells every refusal apart from that row alone. It also says whether the runner has
--- acknowledged the build yet: if not, the caller acknowledges it, through the lock order, as
--- a heartbeat would (Transitions::append_log).
+-- acknowledged the build yet. With $6 it appends only to an acknowledged build: the runner
+-- protocol's append (Transitions::append_log) acknowledges first, through the lock order, as a
+-- heartbeat would, and appends after, so that no chunk lands on a claim the reaper is handing
+-- back to the queue.
 --
 -- Chunks stay contiguous without locking anything. An insert only happens at the end this
 -- statement saw, so two appends racing at the same offset both aim at the same primary key
@@ -22,7 +24,8 @@
 -- Statuses are literals, as in claim.sql: the ones that hold a lease, in which the domain's
 -- check_holder lets a runner work, as a unit test checks.
 --
--- $1 build id, $2 runner id, $3 offset, $4 data, $5 the largest log allowed, in bytes.
+-- $1 build id, $2 runner id, $3 offset, $4 data, $5 the largest log allowed, in bytes, $6
+-- whether to append only once the build is acknowledged.
 -- created_at takes the column default, the server's clock: the signature has no `now`.
 WITH build AS (
     SELECT runner_id, status, acknowledged_at IS NOT NULL AS acknowledged
@@ -47,6 +50,7 @@ appended AS (
       AND build.status IN ('running', 'canceling')
       AND tail.log_end = $3
       AND length($4) > 0
+      AND (build.acknowledged OR NOT $6)
       -- Written as a difference so that no offset, however large, overflows bigint.
       AND length($4) <= $5 - $3
     ON CONFLICT (build_id, byte_offset) DO NOTHING

@@ -1,6 +1,6 @@
 -- The pending builds by whether some online runner (not retired, in contact since $1) has all
 -- their tags, and when the longest-waiting one became pending. Reads the partial index of
--- pending builds, and the runners once per distinct tag set.
+-- pending builds, and the online runners (few) once per pending build.
 WITH online AS (
     SELECT tags
     FROM runners
