@@ -268,6 +268,16 @@ mod tests {
         axum::Json(serde_json::json!({ "offset": log.len() })).into_response()
     }
 
+    /// Serves `app` on a port of its own; a client for it.
+    async fn serve(app: axum::Router) -> Client {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let address = listener.local_addr().expect("an address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Client::new(&format!("http://{address}"), "token").expect("a client")
+    }
+
     /// About 240 KB of output: more than three times `FLUSH_BYTES`, so that several chunks go
     /// out on size alone, whenever the flush timer happens to fire.
     const LINES: u32 = 4_000;
@@ -278,12 +288,7 @@ mod tests {
         let app = axum::Router::new()
             .route("/api/v1/jobs/{id}/log", axum::routing::post(append))
             .with_state(server.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a port");
-        let address = listener.local_addr().expect("an address");
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let client = Client::new(&format!("http://{address}"), "token").expect("a client");
+        let client = serve(app).await;
 
         let (sender, output) = tokio::sync::mpsc::channel(4);
         let mut expected = Vec::new();
@@ -348,13 +353,9 @@ mod tests {
     /// fills up blocks, or dies of SIGPIPE once the reader is gone.
     #[tokio::test]
     async fn a_refused_log_is_still_read_to_the_end() {
-        let app = axum::Router::new().route("/api/v1/jobs/{id}/log", axum::routing::post(refuse));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a port");
-        let address = listener.local_addr().expect("an address");
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let client = Client::new(&format!("http://{address}"), "token").expect("a client");
+        let client =
+            serve(axum::Router::new().route("/api/v1/jobs/{id}/log", axum::routing::post(refuse)))
+                .await;
         // A channel of one: the writer gets through only if every chunk is taken.
         let (sender, output) = tokio::sync::mpsc::channel(1);
         let writer = tokio::spawn(async move {

@@ -21,19 +21,18 @@ fn listen(f: &Fixture) -> PgConnection {
     listener
 }
 
-/// The wake-ups `listener` received since the last call, each as the number of builds it
-/// announces. A sentinel notification is sent after the writes under test, from the writing
-/// connection: PostgreSQL delivers one sender's notifications in commit order, so once the
-/// sentinel arrives everything before it has too. That makes "nothing arrived" as reliable as
-/// "something arrived".
-fn wakeups(writer: &mut PgConnection, listener: &mut PgConnection) -> Vec<u64> {
+/// The payloads `listener` received on `channel` since the last call. A sentinel notification
+/// is sent after the writes under test, from the writing connection: PostgreSQL delivers one
+/// sender's notifications in commit order, so once the sentinel arrives everything before it
+/// has too. That makes "nothing arrived" as reliable as "something arrived".
+fn received(writer: &mut PgConnection, listener: &mut PgConnection, channel: &str) -> Vec<String> {
     diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<Text, _>(PENDING_CHANNEL)
+        .bind::<Text, _>(channel)
         .bind::<Text, _>(SENTINEL)
         .execute(writer)
         .expect("send the sentinel");
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut builds = Vec::new();
+    let mut payloads = Vec::new();
     loop {
         // A round trip makes the client read whatever the server has sent meanwhile.
         diesel::sql_query("SELECT 1")
@@ -41,19 +40,31 @@ fn wakeups(writer: &mut PgConnection, listener: &mut PgConnection) -> Vec<u64> {
             .expect("poll");
         for notification in listener.notifications_iter() {
             let notification = notification.expect("notification");
-            assert_eq!(notification.channel, PENDING_CHANNEL);
+            assert_eq!(notification.channel, channel);
             if notification.payload == SENTINEL {
-                return builds;
+                return payloads;
             }
-            let count = notification.payload.parse();
-            builds.push(count.expect("a wake-up's payload is a number of builds"));
+            payloads.push(notification.payload);
         }
         assert!(
             Instant::now() < deadline,
-            "the sentinel never arrived ({builds:?} before it)"
+            "the sentinel never arrived ({payloads:?} before it)"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The wake-ups `listener` received since the last call, each as the number of builds it
+/// announces.
+fn wakeups(writer: &mut PgConnection, listener: &mut PgConnection) -> Vec<u64> {
+    received(writer, listener, PENDING_CHANNEL)
+        .into_iter()
+        .map(|payload| {
+            payload
+                .parse()
+                .expect("a wake-up's payload is a number of builds")
+        })
+        .collect()
 }
 
 #[test]
@@ -174,33 +185,7 @@ fn a_runner_confirming_a_cancel_is_not_announced_again() {
         .finish(build.id, runner, BuildResult::Canceled, now())
         .expect("confirm");
     assert_eq!(
-        canceled_ids(&mut f.conn, &mut listener),
+        received(&mut f.conn, &mut listener, CANCELING_CHANNEL),
         [build.id.0.to_string()]
     );
-}
-
-/// The canceling notifications `listener` received, by payload, up to a sentinel (as in
-/// [`wakeups`]).
-fn canceled_ids(writer: &mut PgConnection, listener: &mut PgConnection) -> Vec<String> {
-    diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<Text, _>(CANCELING_CHANNEL)
-        .bind::<Text, _>(SENTINEL)
-        .execute(writer)
-        .expect("send the sentinel");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut payloads = Vec::new();
-    loop {
-        diesel::sql_query("SELECT 1")
-            .execute(listener)
-            .expect("poll");
-        for notification in listener.notifications_iter() {
-            let notification = notification.expect("notification");
-            if notification.payload == SENTINEL {
-                return payloads;
-            }
-            payloads.push(notification.payload);
-        }
-        assert!(Instant::now() < deadline, "the sentinel never arrived");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
