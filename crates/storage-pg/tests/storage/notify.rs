@@ -189,3 +189,41 @@ fn a_runner_confirming_a_cancel_is_not_announced_again() {
         [build.id.0.to_string()]
     );
 }
+
+/// A NOTIFY payload stops at 8000 bytes: a cancel of more running builds than fit names none,
+/// and every watch reads its builds again.
+#[test]
+fn a_cancel_of_too_many_builds_to_name_asks_every_watch_to_look() {
+    let mut f = Fixture::new();
+    // 2,000 ids, comma-separated, take about 8,900 characters: past the trigger's 7,000.
+    let jobs: Vec<_> = (0..2_000).map(|i| job(&format!("j{i}"))).collect();
+    let created = f.create(jobs);
+    let (runner, tags) = (f.runner, Vec::<String>::new());
+    let acquired = f
+        .tx()
+        .acquire(runner, &tags, 2_000, LEASE, now())
+        .expect("acquire");
+    assert_eq!(acquired.builds.len(), 2_000);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut listener = runtime
+        .block_on(Listener::connect(f.db.url()))
+        .expect("listening");
+    f.tx()
+        .cancel_pipeline(created.id, now())
+        .expect("cancel the pipeline");
+    let notice = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), listener.next()).await })
+        .expect("a notification within 10 s")
+        .expect("the connection holds");
+    let named = match &notice {
+        Notice::Canceling(Canceling::Builds(ids)) => ids.len(),
+        _ => 0,
+    };
+    assert!(
+        notice == Notice::Canceling(Canceling::Unknown),
+        "expected an unnamed cancel, got {named} ids"
+    );
+}
