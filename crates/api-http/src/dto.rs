@@ -314,7 +314,9 @@ pub(crate) struct Build {
     #[schema(value_type = Option<WaitingReason>)]
     waiting: BuildWaiting,
     runner_id: Option<i64>,
-    /// `script_failure`, `runner_lost`, `job_timeout` or `runner_system_failure`.
+    /// For a `failed` build: `script_failure`, `runner_lost`, `job_timeout` or
+    /// `runner_system_failure`. A `canceled` build says `runner_lost` when the server canceled
+    /// it without its runner (the cancel outlived its grace unconfirmed, or the lease passed).
     failure_reason: Option<String>,
     exit_code: Option<i32>,
     created_at: DateTime<Utc>,

@@ -51,8 +51,8 @@ pub fn check_holder(
 
 /// Whether `runner` may report how `build` ended. While it holds the build, and after the build
 /// ended by a report (the state machine then takes a repeat as a no-op and refuses a different
-/// result), but not once the build ended without it: `failure_reason` is then `runner_lost`, and
-/// the report is late.
+/// result), but not once the build ended without it: `failure_reason` is then `runner_lost` (on a
+/// failed build, or on one the reaper canceled), and the report is late.
 pub(crate) fn check_reporter(
     build: BuildId,
     holder: Option<RunnerId>,
@@ -115,6 +115,8 @@ mod tests {
             (Some(RUNNER), S::Canceled, None, LeaseLost, Ok),
             // The reaper failed it: a report now is late.
             (Some(RUNNER), S::Failed, lost, LeaseLost, LeaseLost),
+            // The reaper canceled it, its runner never having confirmed: late too.
+            (Some(RUNNER), S::Canceled, lost, LeaseLost, LeaseLost),
             (Some(OTHER), S::Running, None, NotHolder, NotHolder),
             (Some(OTHER), S::Failed, lost, NotHolder, NotHolder),
             (None, S::Pending, None, NotHolder, NotHolder),

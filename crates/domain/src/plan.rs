@@ -18,7 +18,8 @@ use std::collections::HashMap;
 pub enum FailureReason {
     /// The script exited with a non-zero code.
     ScriptFailure,
-    /// The runner stopped sending heartbeats and the lease passed.
+    /// The runner stopped sending heartbeats and the lease passed. Also on a build the reaper
+    /// canceled because its runner never confirmed the cancel.
     RunnerLost,
     /// The job ran longer than its `timeout_seconds`.
     JobTimeout,
@@ -707,6 +708,10 @@ impl<'a> Work<'a> {
             self.step(row, BuildEvent::LoseLease)?;
             if self.status[row] == BuildStatus::Failed {
                 self.fail(row, FailureReason::RunnerLost, None, false);
+            } else {
+                // Canceled without its runner: the reason says so, and makes a late report
+                // from that runner a lost lease (`check_reporter`), as for a failed build.
+                self.failure[row] = Some((FailureReason::RunnerLost, None));
             }
         }
         Ok(())

@@ -145,7 +145,9 @@ fn state(jobs: &[Job]) -> PipelineState {
         .zip(1..)
         .map(|(job, id)| {
             // Only a build that ran has a runner and a lease.
-            let ran = job.status.holds_lease() || matches!(job.status, S::Success | S::Failed);
+            let ran = job.status.holds_lease()
+                || matches!(job.status, S::Success | S::Failed)
+                || job.failure_reason.is_some();
             BuildState {
                 id: BuildId(id),
                 name: job.name.to_owned(),
@@ -495,7 +497,7 @@ fn a_lost_runner_fails_the_build_and_retries_it_within_its_retry() {
         "lease lost, asked to stop",
         &[job("test", 0, S::Canceling).deploys()],
         Event::ExpireLeases,
-        "test canceled (deployment canceled) => canceled",
+        "test canceled (runner_lost, deployment canceled) => canceled",
     );
 }
 
@@ -511,7 +513,7 @@ fn a_claim_never_acknowledged_waits_for_a_runner_again_without_spending_its_atte
         "unacknowledged, asked to stop",
         &[job("test", 0, S::Canceling).unacknowledged()],
         Event::ExpireLeases,
-        "test canceled => canceled",
+        "test canceled (runner_lost) => canceled",
     );
     check(
         "unacknowledged, lease not passed",
@@ -527,7 +529,7 @@ fn a_cancel_its_runner_never_confirms_is_forced_after_the_grace() {
         "asked to stop, heartbeating, never confirming",
         &[job("test", 0, S::Canceling).deploys().grouped()],
         Event::ExpireUnconfirmed,
-        "test canceled (deployment canceled) => canceled",
+        "test canceled (runner_lost, deployment canceled) => canceled",
     );
     check(
         "running builds have no grace to outlive",
@@ -562,6 +564,12 @@ fn a_report_is_accepted_from_the_holder_only_and_not_after_the_reaper() {
         &[job("test", 0, S::Failed).failed_by(FailureReason::RunnerLost)],
         Event::Finish("test", BuildResult::Success),
         "refused: build 1 is failed: the runner no longer holds it",
+    );
+    check(
+        "a report after the reaper canceled the build",
+        &[job("test", 0, S::Canceled).failed_by(FailureReason::RunnerLost)],
+        Event::Finish("test", BuildResult::Success),
+        "refused: build 1 is canceled: the runner no longer holds it",
     );
 }
 

@@ -535,7 +535,8 @@ fn changes_are_caused_by_the_event(step: &Step) -> Result<(), String> {
         }
         if let Some(c) = change {
             let expected = match (c.to, direct) {
-                (BuildStatus::Failed, Some(BuildEvent::LoseLease)) => {
+                // Failed, or canceled without its runner's confirmation: the reaper's reason.
+                (BuildStatus::Failed | BuildStatus::Canceled, Some(BuildEvent::LoseLease)) => {
                     Some(FailureReason::RunnerLost)
                 }
                 (BuildStatus::Failed, Some(BuildEvent::Fail)) => Some(FailureReason::ScriptFailure),

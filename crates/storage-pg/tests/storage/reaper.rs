@@ -110,3 +110,40 @@ fn a_cancel_its_runner_never_confirms_is_forced_after_the_grace_and_frees_the_sl
     );
     f.assert_invariants();
 }
+
+/// The reaper canceled it without its runner: the build says so, and a late report of another
+/// result is a lost lease, not a conflict.
+#[test]
+fn a_late_report_after_a_forced_cancel_is_a_lost_lease() {
+    let mut f = Fixture::new();
+    f.create(vec![job("deploy")]);
+    let held = f.acquire().expect("pending");
+    f.tx().cancel_build(held.id, now()).unwrap();
+    let soon = now() + TimeDelta::seconds(5);
+    f.tx()
+        .expire_leases(soon, Duration::from_secs(1), 10)
+        .unwrap();
+    let build = load_build(&mut f.conn, held.id).unwrap();
+    assert_eq!(
+        (build.status, build.failure_reason),
+        (
+            BuildStatus::Canceled,
+            Some(lockstep_domain::FailureReason::RunnerLost)
+        )
+    );
+    let runner = f.runner;
+    let late = f
+        .tx()
+        .finish(
+            held.id,
+            runner,
+            lockstep_domain::BuildResult::Success,
+            now(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(refusal(late), TransitionError::LeaseLost { .. }),
+        "a late report after the reaper"
+    );
+    f.assert_invariants();
+}
