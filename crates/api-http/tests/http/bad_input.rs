@@ -6,7 +6,7 @@
 //! build nobody holds yet, runner B and a retired runner. The pending build is bait: a job request wrongly accepted
 //! would claim it, and the fingerprint would show it.
 
-use crate::support::{ADMIN, Answer, As, TestApp};
+use crate::support::{ADMIN, Answer, As, TestApp, build_named};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
@@ -309,15 +309,6 @@ fn id_of(value: &Value) -> i64 {
     value["id"]
         .as_i64()
         .unwrap_or_else(|| panic!("no id in {value}"))
-}
-
-fn build_named<'v>(pipeline: &'v Value, name: &str) -> &'v Value {
-    pipeline["builds"]
-        .as_array()
-        .expect("builds")
-        .iter()
-        .find(|b| b["name"] == name)
-        .unwrap_or_else(|| panic!("no build `{name}` in {pipeline}"))
 }
 
 async fn append(app: &TestApp, token: &str, build: i64, offset: u64, data: &'static str) {

@@ -1,6 +1,6 @@
 //! The REST contract, end to end: a pipeline from submission to deployment.
 
-use crate::support::{As, TestApp};
+use crate::support::{As, TestApp, build_named};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -10,16 +10,6 @@ fn release_jobs() -> Value {
         { "name": "test", "stage": "test", "script": ["make test"] },
         { "name": "deploy", "stage": "deploy", "script": ["make deploy"], "environment": "staging" },
     ])
-}
-
-fn build_named<'a>(pipeline: &'a Value, name: &str) -> &'a Value {
-    pipeline["builds"]
-        .as_array()
-        .expect("builds")
-        .iter()
-        .rev()
-        .find(|b| b["name"] == name)
-        .unwrap_or_else(|| panic!("no build `{name}` in {pipeline}"))
 }
 
 #[tokio::test]

@@ -228,6 +228,17 @@ impl TestApp {
     }
 }
 
+/// The latest attempt of the job `name` in a pipeline's JSON.
+pub(crate) fn build_named<'a>(pipeline: &'a Value, name: &str) -> &'a Value {
+    pipeline["builds"]
+        .as_array()
+        .expect("builds")
+        .iter()
+        .rev()
+        .find(|b| b["name"] == name)
+        .unwrap_or_else(|| panic!("no build `{name}` in {pipeline}"))
+}
+
 /// A server running on a socket.
 pub(crate) struct Served {
     pub(crate) address: SocketAddr,

@@ -1,19 +1,9 @@
 //! "Why is my build pending?": every build that has not started says why, and `GET /runners`
 //! says who is online and what each holds.
 
-use crate::support::TestApp;
+use crate::support::{TestApp, build_named};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-
-fn build<'a>(pipeline: &'a Value, name: &str) -> &'a Value {
-    pipeline["builds"]
-        .as_array()
-        .expect("builds")
-        .iter()
-        .rev()
-        .find(|b| b["name"] == name)
-        .unwrap_or_else(|| panic!("no build {name} in {pipeline:#}"))
-}
 
 /// A runner call that claims nothing, so that the runner counts as in contact.
 async fn contact(app: &TestApp, token: &str) {
@@ -41,15 +31,15 @@ async fn each_build_that_has_not_started_says_why() {
     // Nobody is online yet.
     let view = app.get(&path).await.json();
     assert_eq!(
-        build(&view, "build")["waiting"],
+        build_named(&view, "build")["waiting"],
         json!({ "reason": "no_runner", "tags": [] })
     );
     assert_eq!(
-        build(&view, "test")["waiting"],
+        build_named(&view, "test")["waiting"],
         json!({ "reason": "needs", "jobs": ["build", "cuda"] })
     );
     assert_eq!(
-        build(&view, "approve")["waiting"],
+        build_named(&view, "approve")["waiting"],
         json!({ "reason": "manual" })
     );
 
@@ -57,11 +47,11 @@ async fn each_build_that_has_not_started_says_why() {
     contact(&app, &token).await;
     let view = app.get(&path).await.json();
     assert_eq!(
-        build(&view, "build")["waiting"],
+        build_named(&view, "build")["waiting"],
         json!({ "reason": "queued", "position": 1 })
     );
     assert_eq!(
-        build(&view, "cuda")["waiting"],
+        build_named(&view, "cuda")["waiting"],
         json!({ "reason": "no_runner", "tags": ["gpu"] }),
         "r1 lacks the gpu tag"
     );
@@ -70,7 +60,7 @@ async fn each_build_that_has_not_started_says_why() {
     let second = app
         .pipeline(project, json!([{ "name": "lint", "script": ["lint"] }]))
         .await;
-    let lint = build(&second, "lint")["id"].as_i64().expect("an id");
+    let lint = build_named(&second, "lint")["id"].as_i64().expect("an id");
     let one = app.get(&format!("/api/v1/builds/{lint}")).await.json();
     assert_eq!(one["waiting"], json!({ "reason": "queued", "position": 2 }));
 
@@ -89,7 +79,7 @@ async fn each_build_that_has_not_started_says_why() {
             .contains_key("waiting")
     );
     assert!(
-        !build(&second, "lint")
+        !build_named(&second, "lint")
             .as_object()
             .expect("an object")
             .contains_key("waiting")
@@ -110,7 +100,7 @@ async fn a_build_waiting_for_a_slot_says_where_it_stands_in_line() {
             .await
             .json();
         assert_eq!(
-            build(&view, "deploy")["waiting"],
+            build_named(&view, "deploy")["waiting"],
             json!({ "reason": "resource_group", "resource_group": "prod", "position": position })
         );
     }

@@ -21,6 +21,36 @@ fn listen(f: &Fixture) -> PgConnection {
     listener
 }
 
+/// Storage's asynchronous [`Listener`], driven from these synchronous tests.
+struct BlockingListener {
+    runtime: tokio::runtime::Runtime,
+    listener: Listener,
+}
+
+impl BlockingListener {
+    fn connect(f: &Fixture) -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let listener = runtime
+            .block_on(Listener::connect(f.db.url()))
+            .expect("listening");
+        Self { runtime, listener }
+    }
+
+    /// The next notification, within 10 s.
+    fn next(&mut self) -> Notice {
+        // The timer must be made inside the runtime, so the timeout goes in an async block.
+        let listener = &mut self.listener;
+        let wait = async { tokio::time::timeout(Duration::from_secs(10), listener.next()).await };
+        self.runtime
+            .block_on(wait)
+            .expect("a notification within 10 s")
+            .expect("the connection holds")
+    }
+}
+
 /// The payloads `listener` received on `channel` since the last call. A sentinel notification
 /// is sent after the writes under test, from the writing connection: PostgreSQL delivers one
 /// sender's notifications in commit order, so once the sentinel arrives everything before it
@@ -117,27 +147,14 @@ fn playing_a_manual_build_wakes_listeners() {
 #[test]
 fn the_pending_listener_hears_how_many_builds_became_pending() {
     let mut f = Fixture::new();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let mut listener = runtime
-        .block_on(Listener::connect(f.db.url()))
-        .expect("listening");
+    let mut listener = BlockingListener::connect(&f);
     f.create(vec![job("a"), job("b")]);
     diesel::sql_query("SELECT pg_notify($1, 'no count')")
         .bind::<Text, _>(PENDING_CHANNEL)
         .execute(&mut f.conn)
         .expect("notify");
-    let mut next = || {
-        let wait = async { tokio::time::timeout(Duration::from_secs(10), listener.next()).await };
-        runtime
-            .block_on(wait)
-            .expect("a notification within 10 s")
-            .expect("the connection holds")
-    };
-    assert_eq!(next(), Notice::Pending(Pending::Builds(2)));
-    assert_eq!(next(), Notice::Pending(Pending::Unknown));
+    assert_eq!(listener.next(), Notice::Pending(Pending::Builds(2)));
+    assert_eq!(listener.next(), Notice::Pending(Pending::Unknown));
 }
 
 /// Canceling a pipeline with two running builds and a pending one announces the two running
@@ -148,20 +165,11 @@ fn canceling_running_builds_names_them_on_the_canceling_channel() {
     let created = f.create(vec![job("a"), job("b"), job("c").tags(&["elsewhere"])]);
     let first = f.acquire().expect("a is pending");
     let second = f.acquire().expect("b is pending");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let mut listener = runtime
-        .block_on(Listener::connect(f.db.url()))
-        .expect("listening");
+    let mut listener = BlockingListener::connect(&f);
     f.tx()
         .cancel_pipeline(created.id, now())
         .expect("cancel the pipeline");
-    let notice = runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(10), listener.next()).await })
-        .expect("a notification within 10 s")
-        .expect("the connection holds");
+    let notice = listener.next();
     let mut ids = vec![first.id, second.id];
     ids.sort();
     assert_eq!(notice, Notice::Canceling(Canceling::Builds(ids)));
@@ -204,20 +212,11 @@ fn a_cancel_of_too_many_builds_to_name_asks_every_watch_to_look() {
         .acquire(runner, &tags, 2_000, LEASE, now())
         .expect("acquire");
     assert_eq!(acquired.builds.len(), 2_000);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let mut listener = runtime
-        .block_on(Listener::connect(f.db.url()))
-        .expect("listening");
+    let mut listener = BlockingListener::connect(&f);
     f.tx()
         .cancel_pipeline(created.id, now())
         .expect("cancel the pipeline");
-    let notice = runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(10), listener.next()).await })
-        .expect("a notification within 10 s")
-        .expect("the connection holds");
+    let notice = listener.next();
     let named = match &notice {
         Notice::Canceling(Canceling::Builds(ids)) => ids.len(),
         _ => 0,
