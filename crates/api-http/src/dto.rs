@@ -115,8 +115,19 @@ pub(crate) struct JobSpec {
     /// Defaults to `test`. Stages run in the order they first appear. A name, as `name` is.
     #[schema(min_length = 1, max_length = 255)]
     stage: Option<String>,
-    /// Shell lines, run in one session that stops at the first failing line.
+    /// Lines run first, in the same shell session as `script`: at most 1000 lines and 256 KiB.
+    before_script: Option<Vec<String>>,
+    /// Shell lines, run in one session that stops at the first failing line: 1 to 1000 lines
+    /// (not all blank), at most 256 KiB, no NUL bytes.
     script: Vec<String>,
+    /// Lines run after `script` in a new shell session, whatever its outcome (also after a
+    /// cancel or a timeout), within 5 minutes of their own; their failure changes nothing. At
+    /// most 1000 lines and 256 KiB.
+    after_script: Option<Vec<String>>,
+    /// Environment variables for the scripts, beside the `CI_*` ones (which win on a clash):
+    /// at most 200; names a letter or `_` then letters, digits or `_` (at most 255); values at
+    /// most 10,000 bytes without NUL; 64 KiB in all.
+    variables: Option<BTreeMap<String, String>>,
     /// Jobs this one waits for. Absent: every job of earlier stages. Empty: none.
     needs: Option<Vec<String>>,
     /// `on_success` (default), `on_failure`, `always` or `manual`.
@@ -125,10 +136,11 @@ pub(crate) struct JobSpec {
     /// `true`, `false` (default), or `{"exit_codes": [...]}` for only failures with one of
     /// those exit codes (1 to 50 of them; one code alone may stand without the list).
     allow_failure: Option<AllowFailureSpec>,
-    /// Deploys to this environment: a deployment follows the build. A name, as `name` is, of
-    /// letters, digits, spaces, `-`, `_`, `.` and `/` (not first or last).
-    #[schema(min_length = 1, max_length = 255)]
-    environment: Option<String>,
+    /// The job's environment: a name (the job deploys there: a deployment follows the build),
+    /// or `{"name": …, "action": "start" | "prepare" | "stop"}` (only `start`, the default,
+    /// deploys). A name, as `name` is, of letters, digits, spaces, `-`, `_`, `.` and `/` (not
+    /// first or last).
+    environment: Option<EnvironmentSpec>,
     /// A runner must have all of these tags: at most 50, each a name, as `name` is.
     #[schema(max_items = 50)]
     tags: Option<Vec<String>>,
@@ -148,6 +160,40 @@ pub(crate) struct JobSpec {
     /// Safe to stop when a newer pipeline on the same ref makes it redundant (default false).
     interruptible: Option<bool>,
 }
+
+/// `environment`: a name, or the name and what the job does to it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[expect(
+    dead_code,
+    reason = "a schema for the OpenAPI document: bodies are read as the domain's JobDefinition"
+)]
+pub(crate) enum EnvironmentSpec {
+    Name(EnvironmentName),
+    Action {
+        #[schema(min_length = 1, max_length = 255)]
+        name: String,
+        /// `start` (default), `prepare` or `stop`.
+        action: Option<String>,
+    },
+}
+
+/// An environment's name: a name, as a job's is (utoipa's derive cannot bound a newtype's
+/// string, hence the hand-written schema).
+#[derive(Debug, Serialize)]
+pub(crate) struct EnvironmentName(String);
+
+impl utoipa::PartialSchema for EnvironmentName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(lockstep_domain::limits::MAX_NAME_CHARS))
+            .into()
+    }
+}
+
+impl ToSchema for EnvironmentName {}
 
 /// `allow_failure`: a flag, or the exit codes whose failures are allowed.
 #[derive(Debug, Serialize, ToSchema)]
@@ -322,10 +368,20 @@ pub(crate) struct Build {
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
+    /// The environment the job starts (`deployment` follows it), prepares or stops.
+    environment: Option<EnvironmentOfJob>,
     deployment: Option<Deployment>,
     /// The resource group whose slot it holds from `pending` until it ends.
     resource_group: Option<String>,
     interruptible: bool,
+}
+
+/// A build's environment and what the job does to it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EnvironmentOfJob {
+    name: String,
+    /// `start` (a deployment follows the build), `prepare` or `stop`.
+    action: String,
 }
 
 impl Build {
@@ -364,6 +420,10 @@ impl From<BuildView> for Build {
             created_at: view.created_at,
             started_at: view.started_at,
             finished_at: view.finished_at,
+            environment: view.environment.map(|name| EnvironmentOfJob {
+                name,
+                action: view.details.environment_action.as_str().to_owned(),
+            }),
             deployment: view.deployment.map(Deployment::from),
             resource_group: view.resource_group,
             interruptible: view.interruptible,
@@ -658,8 +718,17 @@ pub(crate) struct Job {
     name: String,
     stage: String,
     attempt: u32,
+    /// Lines to run first, in the same shell session as `script`.
+    before_script: Vec<String>,
+    /// Shell lines, run in one session that stops at the first failing line.
     script: Vec<String>,
-    /// Environment variables for the script: `CI_JOB_ID`, `CI_PIPELINE_ID`, `CI_JOB_NAME`, …
+    /// Lines to run after `script` in a new shell session whatever its outcome (also after a
+    /// cancel or a timeout), with a limit of their own of 5 minutes; their failure changes
+    /// nothing.
+    after_script: Vec<String>,
+    /// Environment variables for the scripts: the job's own (from its definition), then
+    /// `CI_JOB_ID`, `CI_PIPELINE_ID`, `CI_JOB_NAME`, … (a `CI_*` name the server sets wins over
+    /// a job variable of the same name).
     variables: BTreeMap<String, String>,
     timeout_seconds: u32,
     /// How long each heartbeat extends the lease.
@@ -683,7 +752,9 @@ impl Job {
             name: build.name,
             stage: build.stage,
             attempt: build.attempt,
+            before_script: build.details.before_script,
             script: build.script,
+            after_script: build.details.after_script,
             variables,
             timeout_seconds: build.timeout_seconds,
             lease_seconds,
@@ -695,7 +766,8 @@ impl Job {
 }
 
 fn job_variables(build: &AcquiredBuild) -> BTreeMap<String, String> {
-    let mut variables = BTreeMap::from([
+    let mut variables = build.details.variables.clone();
+    variables.extend([
         ("CI".to_owned(), "true".to_owned()),
         ("CI_JOB_ID".to_owned(), build.id.0.to_string()),
         ("CI_JOB_NAME".to_owned(), build.name.clone()),
@@ -708,10 +780,11 @@ fn job_variables(build: &AcquiredBuild) -> BTreeMap<String, String> {
     if let Some(sha) = &build.sha {
         variables.insert("CI_COMMIT_SHA".to_owned(), sha.clone());
     }
-    if let Some(deployment) = &build.deployment {
+    if let Some(environment) = &build.environment {
+        variables.insert("CI_ENVIRONMENT_NAME".to_owned(), environment.clone());
         variables.insert(
-            "CI_ENVIRONMENT_NAME".to_owned(),
-            deployment.environment.clone(),
+            "CI_ENVIRONMENT_ACTION".to_owned(),
+            build.details.environment_action.as_str().to_owned(),
         );
     }
     variables

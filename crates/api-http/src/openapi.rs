@@ -91,6 +91,9 @@ mod tests {
                 continue;
             };
             for field in ["name", "ref", "stage", "environment"] {
+                if schema == "JobSpec" && field == "environment" {
+                    continue; // a name or an object: checked below
+                }
                 let Some(max) = properties.get(field).map(|p| &p["maxLength"]) else {
                     continue;
                 };
@@ -104,9 +107,21 @@ mod tests {
                 }
             }
         }
+        // A job's environment is a name or `{name, action}`: both state the limit.
+        for max in [
+            &schemas["EnvironmentName"]["maxLength"],
+            &schemas["EnvironmentSpec"]["oneOf"][1]["properties"]["name"]["maxLength"],
+        ] {
+            names += 1;
+            assert_eq!(
+                max.as_u64(),
+                Some(lockstep_domain::limits::MAX_NAME_CHARS as u64),
+                "EnvironmentSpec"
+            );
+        }
         assert_eq!(
-            names, 6,
-            "CreateProject, CreatePipeline, CreateRunner and JobSpec"
+            names, 7,
+            "CreateProject, CreatePipeline, CreateRunner, JobSpec and EnvironmentSpec"
         );
     }
 

@@ -7,7 +7,7 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use lockstep_domain::{
-    JobDefinition, PipelineDefinition, PipelineId, ProjectId, RunnerId, ValidPipeline,
+    Environment, JobDefinition, PipelineDefinition, PipelineId, ProjectId, RunnerId, ValidPipeline,
 };
 use lockstep_storage_pg::{
     AcquiredBuild, NewPipeline, StorageError, Transitions, TxStats, create_project, register_runner,
@@ -50,7 +50,7 @@ pub(crate) fn independent_jobs(jobs: usize, deploy_every: usize) -> anyhow::Resu
             script: vec!["true".to_owned()],
             needs: Some(Vec::new()),
             environment: (deploy_every > 0 && i % deploy_every == 0)
-                .then(|| format!("env-{}", i % 10)),
+                .then(|| Environment::deploy(format!("env-{}", i % 10))),
             ..JobDefinition::default()
         })
         .collect();

@@ -1,9 +1,10 @@
 //! Pipeline definitions as users write them, and their validation into a [`ValidPipeline`].
 
+use crate::environment::{Environment, EnvironmentAction};
 use crate::graph::{JobSet, Needs};
 use crate::retry::{AllowFailure, Retry, RetryPolicy};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 /// The documented limits of a pipeline definition.
@@ -14,10 +15,16 @@ pub mod limits {
     pub const MAX_NAME_CHARS: usize = 255;
     /// Entries in one job's `needs` (GitLab's limit too).
     pub const MAX_NEEDS: usize = 50;
-    /// Lines in one job's script.
+    /// Lines in one job's script (and in its `before_script`, and in its `after_script`).
     pub const MAX_SCRIPT_LINES: usize = 1_000;
-    /// Bytes in one job's script, all lines together.
+    /// Bytes in one job's script, all lines together (and in each of the other two).
     pub const MAX_SCRIPT_BYTES: usize = 256 * 1024;
+    /// Variables of one job.
+    pub const MAX_VARIABLES: usize = 200;
+    /// Bytes in one variable's value (GitLab's limit for a variable is 10,000 characters).
+    pub const MAX_VARIABLE_BYTES: usize = 10_000;
+    /// Bytes in all of one job's variables, names and values together.
+    pub const MAX_VARIABLES_BYTES: usize = 64 * 1024;
     /// Tags on one job.
     pub const MAX_TAGS: usize = 50;
     /// `timeout_seconds` when a job gives none.
@@ -114,7 +121,16 @@ pub struct JobDefinition {
     pub name: String,
     #[serde(default)]
     pub stage: Option<String>,
+    /// Lines run first, in the same shell as `script`.
+    #[serde(default)]
+    pub before_script: Vec<String>,
     pub script: Vec<String>,
+    /// Lines run after `script` in a new shell, whatever its outcome.
+    #[serde(default)]
+    pub after_script: Vec<String>,
+    /// Environment variables for the scripts, beside the `CI_*` ones.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
     /// The jobs this one waits for. Absent: every job of earlier stages. Empty: none.
     #[serde(default)]
     pub needs: Option<Vec<String>>,
@@ -123,8 +139,9 @@ pub struct JobDefinition {
     /// `true`, `false` or `{exit_codes}`: the failures that let the pipeline pass anyway.
     #[serde(default)]
     pub allow_failure: AllowFailure,
+    /// A name (the job deploys there) or `{name, action: start|prepare|stop}`.
     #[serde(default)]
-    pub environment: Option<String>,
+    pub environment: Option<Environment>,
     #[serde(default)]
     pub tags: Vec<String>,
     #[serde(default)]
@@ -227,11 +244,14 @@ pub struct ValidJob {
     name: String,
     stage: String,
     stage_idx: u32,
+    before_script: Vec<String>,
     script: Vec<String>,
+    after_script: Vec<String>,
+    variables: BTreeMap<String, String>,
     needs: Option<Vec<String>>,
     when: When,
     allow_failure: AllowFailure,
-    environment: Option<String>,
+    environment: Option<Environment>,
     tags: Vec<String>,
     timeout_seconds: u32,
     retry: RetryPolicy,
@@ -250,8 +270,17 @@ impl ValidJob {
     pub fn stage_idx(&self) -> u32 {
         self.stage_idx
     }
+    pub fn before_script(&self) -> &[String] {
+        &self.before_script
+    }
     pub fn script(&self) -> &[String] {
         &self.script
+    }
+    pub fn after_script(&self) -> &[String] {
+        &self.after_script
+    }
+    pub fn variables(&self) -> &BTreeMap<String, String> {
+        &self.variables
     }
     /// `None` means every job of earlier stages.
     pub fn needs(&self) -> Option<&[String]> {
@@ -263,8 +292,23 @@ impl ValidJob {
     pub fn allow_failure(&self) -> &AllowFailure {
         &self.allow_failure
     }
+    /// The environment's name, whatever the job does to it.
     pub fn environment(&self) -> Option<&str> {
-        self.environment.as_deref()
+        self.environment.as_ref().map(|e| e.name.as_str())
+    }
+    /// What the job does to its environment (`start` when it has none).
+    pub fn environment_action(&self) -> EnvironmentAction {
+        self.environment
+            .as_ref()
+            .map(|e| e.action)
+            .unwrap_or_default()
+    }
+    /// The environment a deployment follows the build to: only a job that starts one deploys.
+    pub fn deploys_to(&self) -> Option<&str> {
+        self.environment
+            .as_ref()
+            .filter(|e| e.action == EnvironmentAction::Start)
+            .map(|e| e.name.as_str())
     }
     /// Sorted and without duplicates.
     pub fn tags(&self) -> &[String] {
@@ -371,12 +415,16 @@ fn validate_job(
         stages.push(stage.clone());
         stages.len() - 1
     });
-    check_script(name, &job.script)?;
+    check_script(name, "before_script", &job.before_script, false)?;
+    check_script(name, "script", &job.script, true)?;
+    check_script(name, "after_script", &job.after_script, false)?;
+    crate::variables::check(&job.variables)
+        .map_err(|problem| DefinitionError::job(name, "variables", problem))?;
     if let Some(needs) = &job.needs {
         check_needs(name, needs, index)?;
     }
     if let Some(env) = &job.environment {
-        check_environment(name, env)?;
+        check_environment(name, &env.name)?;
     }
     let tags = check_tags(name, &job.tags)?;
     let timeout_seconds = in_range(
@@ -396,7 +444,10 @@ fn validate_job(
         name: name.to_owned(),
         stage,
         stage_idx: u32::try_from(stage_idx).expect("stage count is bounded by MAX_JOBS"),
+        before_script: job.before_script.clone(),
         script: job.script.clone(),
+        after_script: job.after_script.clone(),
+        variables: job.variables.clone(),
         needs: job.needs.clone(),
         when: job.when,
         allow_failure: job.allow_failure.clone(),
@@ -448,14 +499,20 @@ fn check_name(value: &str, field: &'static str, job: Option<&str>) -> Result<(),
     })
 }
 
-fn check_script(job: &str, script: &[String]) -> Result<(), DefinitionError> {
-    if script.iter().all(|line| line.trim().is_empty()) {
-        return Err(DefinitionError::job(job, "script", Problem::Empty));
+/// A list of shell lines: `required` ones (the script) must say something.
+fn check_script(
+    job: &str,
+    field: &'static str,
+    script: &[String],
+    required: bool,
+) -> Result<(), DefinitionError> {
+    if required && script.iter().all(|line| line.trim().is_empty()) {
+        return Err(DefinitionError::job(job, field, Problem::Empty));
     }
     if script.len() > limits::MAX_SCRIPT_LINES {
         return Err(DefinitionError::job(
             job,
-            "script",
+            field,
             Problem::TooMany {
                 max: limits::MAX_SCRIPT_LINES,
             },
@@ -464,7 +521,7 @@ fn check_script(job: &str, script: &[String]) -> Result<(), DefinitionError> {
     if script.iter().map(String::len).sum::<usize>() > limits::MAX_SCRIPT_BYTES {
         return Err(DefinitionError::job(
             job,
-            "script",
+            field,
             Problem::TooLong {
                 max: limits::MAX_SCRIPT_BYTES,
             },
@@ -473,7 +530,7 @@ fn check_script(job: &str, script: &[String]) -> Result<(), DefinitionError> {
     if script.iter().any(|line| line.contains('\0')) {
         return Err(DefinitionError::job(
             job,
-            "script",
+            field,
             Problem::BadCharacters {
                 allowed: "text without NUL bytes",
             },
@@ -707,6 +764,90 @@ mod tests {
         check(
             vec![with("a", |j| j.tags = vec![String::new()])],
             Some(("a", "tags", Problem::Empty)),
+        );
+    }
+
+    #[test]
+    fn validation_table_for_scripts_variables_and_environments() {
+        let too_many = vec!["x".to_owned(); limits::MAX_SCRIPT_LINES + 1];
+        let many_lines = Problem::TooMany {
+            max: limits::MAX_SCRIPT_LINES,
+        };
+        // Around the script, nothing is required.
+        check(
+            vec![with("a", |j| {
+                j.before_script = vec![String::new()];
+                j.after_script = vec![];
+            })],
+            None,
+        );
+        check(
+            vec![with("a", |j| j.before_script.clone_from(&too_many))],
+            Some(("a", "before_script", many_lines.clone())),
+        );
+        check(
+            vec![with("a", |j| j.after_script = vec!["nul\0".into()])],
+            Some((
+                "a",
+                "after_script",
+                Problem::BadCharacters {
+                    allowed: "text without NUL bytes",
+                },
+            )),
+        );
+        check(
+            vec![with("a", |j| {
+                j.variables = BTreeMap::from([("1BAD".into(), "v".into())]);
+            })],
+            Some((
+                "a",
+                "variables",
+                Problem::BadCharacters {
+                    allowed: crate::variables::NAME_RULE,
+                },
+            )),
+        );
+        check(
+            vec![with("a", |j| {
+                j.environment = Some(Environment {
+                    name: "review/x".into(),
+                    action: EnvironmentAction::Stop,
+                });
+            })],
+            None,
+        );
+        check(
+            vec![with("a", |j| {
+                j.environment = Some(Environment {
+                    name: String::new(),
+                    action: EnvironmentAction::Prepare,
+                });
+            })],
+            Some(("a", "environment", Problem::Empty)),
+        );
+    }
+
+    #[test]
+    fn only_a_job_that_starts_its_environment_deploys() {
+        let jobs = EnvironmentAction::ALL
+            .into_iter()
+            .map(|action| {
+                with(action.as_str(), |j| {
+                    j.environment = Some(Environment {
+                        name: "review".into(),
+                        action,
+                    });
+                })
+            })
+            .collect();
+        let valid = PipelineDefinition { jobs }.validate().unwrap();
+        let deploys: Vec<Option<&str>> = valid.jobs().iter().map(ValidJob::deploys_to).collect();
+        assert_eq!(deploys, [Some("review"), None, None]);
+        assert!(
+            valid
+                .jobs()
+                .iter()
+                .all(|j| j.environment() == Some("review"))
         );
     }
 

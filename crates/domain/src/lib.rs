@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod definition;
+mod environment;
 mod graph;
 mod ids;
 mod lease;
@@ -10,12 +11,14 @@ mod resource;
 mod retry;
 mod status;
 mod transition;
+mod variables;
 mod waiting;
 
 pub use definition::{
     AutoCancel, DefinitionError, JobDefinition, PipelineDefinition, Problem, ValidJob,
     ValidPipeline, When, limits,
 };
+pub use environment::{Environment, EnvironmentAction};
 pub use ids::{BuildId, DeploymentId, PipelineId, ProjectId, ResourceGroupId, RunnerId};
 pub use lease::check_holder;
 pub use names::check_name;
@@ -27,4 +30,5 @@ pub use resource::{Member, ProcessMode, grants, waiting_line};
 pub use retry::{AllowFailure, Retry, RetryPolicy, RetryWhen};
 pub use status::{BuildStatus, DeploymentStatus, PipelineStatus, UnknownStatus};
 pub use transition::{BuildEvent, IllegalTransition, Step, next};
+pub use variables::is_variable_name;
 pub use waiting::{Standing, unsettled_needs};

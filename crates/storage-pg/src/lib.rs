@@ -5,6 +5,7 @@ mod error;
 mod held;
 #[cfg(feature = "testing")]
 mod invariants;
+mod job_definitions;
 mod locking;
 mod logs;
 mod migrations;
@@ -29,6 +30,7 @@ pub use error::StorageError;
 pub use held::{WatchedBuild, watch_builds};
 #[cfg(feature = "testing")]
 pub use invariants::{Violation, check_group_invariants, check_invariants};
+pub use job_definitions::JobDetails;
 #[cfg(feature = "testing")]
 pub use locking::{Table, explain_claim};
 pub use logs::{LogAccount, LogCheck, LogSlice, MAX_LOG_BYTES, append_log, read_log};

@@ -11,6 +11,7 @@ use lockstep_domain::{
     AllowFailure, BuildId, BuildStatus, DeploymentId, DeploymentStatus, FailureReason, PipelineId,
     PipelineStatus, ProjectId, RetryPolicy, RunnerId, When,
 };
+use std::collections::BTreeSet;
 
 /// A pipeline with its builds and their deployments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +67,9 @@ pub struct BuildView {
     pub needs: Option<Vec<String>>,
     pub tags: Vec<String>,
     pub script: Vec<String>,
+    /// The environment the job starts, prepares or stops (`details.environment_action`).
+    pub environment: Option<String>,
+    pub details: crate::JobDetails,
     pub attempt: u32,
     pub runner_id: Option<RunnerId>,
     pub lease_expires_at: Option<DateTime<Utc>>,
@@ -239,7 +243,7 @@ type BuildRow = (
         Option<DateTime<Utc>>,
     ),
     (Option<i64>, Option<String>, Option<String>),
-    (Option<String>, bool),
+    (Option<String>, bool, Option<String>),
     (
         Option<Vec<i32>>,
         i32,
@@ -292,7 +296,11 @@ fn select_builds(conn: &mut PgConnection, which: Builds) -> Result<Vec<BuildView
                 deployments::status.nullable(),
                 environments::name.nullable(),
             ),
-            (resource_groups::name.nullable(), ci_builds::interruptible),
+            (
+                resource_groups::name.nullable(),
+                ci_builds::interruptible,
+                ci_builds::environment,
+            ),
             (
                 ci_builds::allow_failure_exit_codes,
                 ci_builds::retry_limit,
@@ -313,6 +321,7 @@ fn select_builds(conn: &mut PgConnection, which: Builds) -> Result<Vec<BuildView
         .map(build_view)
         .collect::<Result<Vec<_>, _>>()?;
     add_retried_by(conn, &mut views)?;
+    add_details(conn, &mut views)?;
     let ids: Vec<i64> = views.iter().map(|v| v.id.0).collect();
     for (build, check) in crate::logs::log_checks(conn, &ids)? {
         if let Some(view) = views.iter_mut().find(|v| v.id == build) {
@@ -320,6 +329,20 @@ fn select_builds(conn: &mut PgConnection, which: Builds) -> Result<Vec<BuildView
         }
     }
     Ok(views)
+}
+
+/// Fills in each build's job details: one lookup per pipeline (the views are of one).
+fn add_details(conn: &mut PgConnection, views: &mut [BuildView]) -> Result<(), StorageError> {
+    let pipelines: BTreeSet<PipelineId> = views.iter().map(|v| v.pipeline_id).collect();
+    for pipeline in pipelines {
+        let details = crate::job_definitions::load(conn, pipeline)?;
+        for view in views.iter_mut().filter(|v| v.pipeline_id == pipeline) {
+            if let Some(found) = details.get(&view.name) {
+                view.details = found.clone();
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Fills in which attempt retried each build: one lookup on `ci_builds_retry_of`.
@@ -342,7 +365,7 @@ fn build_view(row: BuildRow) -> Result<BuildView, StorageError> {
         (id, name, stage, status, run_when, allow_failure, needs, tags, script, attempt),
         times,
         deployment,
-        (resource_group, interruptible),
+        (resource_group, interruptible, environment),
         (allowed_codes, retry_max, retry_when, retry_codes, retry_of, automatic_retry),
     ) = row;
     let (
@@ -383,6 +406,8 @@ fn build_view(row: BuildRow) -> Result<BuildView, StorageError> {
         needs,
         tags,
         script,
+        environment,
+        details: crate::JobDetails::default(),
         attempt: count("ci_builds.attempt", attempt)?,
         runner_id: runner_id.map(RunnerId),
         lease_expires_at,

@@ -59,6 +59,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    ci_job_definitions (pipeline_id, name) {
+        pipeline_id -> Int8,
+        name -> Text,
+        before_script -> Array<Text>,
+        after_script -> Array<Text>,
+        variables -> Jsonb,
+        environment_action -> Text,
+    }
+}
+
+diesel::table! {
     deployments (id) {
         id -> Int8,
         build_id -> Int8,
@@ -141,6 +152,7 @@ diesel::joinable!(build_log_chunks -> ci_builds (build_id));
 diesel::joinable!(ci_builds -> pipelines (pipeline_id));
 diesel::joinable!(ci_builds -> resource_groups (resource_group_id));
 diesel::joinable!(ci_builds -> runners (runner_id));
+diesel::joinable!(ci_job_definitions -> pipelines (pipeline_id));
 diesel::joinable!(deployments -> ci_builds (build_id));
 diesel::joinable!(deployments -> environments (environment_id));
 diesel::joinable!(environments -> projects (project_id));
@@ -152,6 +164,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     build_log_checks,
     build_log_chunks,
     ci_builds,
+    ci_job_definitions,
     deployments,
     environments,
     pipeline_refs,

@@ -4,6 +4,7 @@
 pub(crate) mod acquire;
 pub(crate) mod allocate;
 mod create;
+pub(crate) use create::array_literal;
 mod expire;
 mod pipeline;
 pub(crate) mod snapshot;
@@ -82,10 +83,14 @@ pub struct AcquiredBuild {
     pub name: String,
     pub stage: String,
     pub script: Vec<String>,
+    /// The environment the job starts, prepares or stops (`details.environment_action`).
+    pub environment: Option<String>,
+    pub details: crate::JobDetails,
     pub timeout_seconds: u32,
     pub attempt: u32,
     pub started_at: DateTime<Utc>,
     pub lease_expires_at: DateTime<Utc>,
+    /// Only a job that starts its environment has one.
     pub deployment: Option<AcquiredDeployment>,
 }
 

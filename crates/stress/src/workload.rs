@@ -93,7 +93,7 @@ fn with(mut job: JobDefinition, edit: impl FnOnce(&mut JobDefinition)) -> JobDef
 }
 
 fn env(job: JobDefinition, environment: &str) -> JobDefinition {
-    with(job, |j| j.environment = Some(environment.to_owned()))
+    with(job, |j| j.environment = Some(environment.into()))
 }
 
 fn interruptible(job: JobDefinition) -> JobDefinition {

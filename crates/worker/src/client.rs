@@ -11,7 +11,12 @@ pub(crate) struct Job {
     pub(crate) id: i64,
     pub(crate) pipeline_id: i64,
     pub(crate) name: String,
+    /// Absent from older servers, as is `after_script`.
+    #[serde(default)]
+    pub(crate) before_script: Vec<String>,
     pub(crate) script: Vec<String>,
+    #[serde(default)]
+    pub(crate) after_script: Vec<String>,
     pub(crate) variables: BTreeMap<String, String>,
     pub(crate) timeout_seconds: u64,
     pub(crate) lease_seconds: u64,

@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How soon an acknowledgement that failed is tried again.
 const UNACKNOWLEDGED_RETRY: Duration = Duration::from_millis(500);
+/// How long a job's `after_script` may run, on its own clock (GitLab's limit).
+const AFTER_SCRIPT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 /// What every build of this worker shares.
 #[derive(Debug, Clone)]
@@ -115,7 +117,11 @@ async fn execute(
     let script_path = dir.join(".lockstep-script.sh");
     std::fs::write(
         &script_path,
-        script::render(&job.script, std::process::id(), bash),
+        script::render(
+            job.before_script.iter().chain(&job.script),
+            std::process::id(),
+            bash,
+        ),
     )?;
     let (mut script, output) = Script::spawn(&runner.shell, &script_path, dir, &job.variables)?;
     tracing::debug!(build_id = job.id, pid = script.pid(), "script started");
@@ -146,9 +152,22 @@ async fn execute(
     };
     // Background jobs and the watchdog may still hold the pipe: end them so the log closes.
     script.kill_group();
-    let stop = stopped.ok();
+    let mut stop = stopped.ok();
     if let Some(note) = stop.and_then(note) {
         let _ = notes.send(note.as_bytes().to_vec()).await;
+    }
+    let mut report = report(stop, exit);
+    if stop != Some(Stop::LeaseLost) && !job.after_script.is_empty() {
+        let after = AfterScript {
+            runner,
+            job,
+            dir,
+            bash,
+            status: report.result,
+        };
+        if after.run(&notes, &mut beat, abort).await? == Some(Stop::LeaseLost) {
+            stop = Some(Stop::LeaseLost);
+        }
     }
     drop(notes);
     let _ = forward.await;
@@ -159,7 +178,6 @@ async fn execute(
     if stop == Some(Stop::LeaseLost) || streamed == Streamed::LeaseLost {
         return Ok(None);
     }
-    let mut report = report(stop, exit);
     // Only a server that names its log limit takes the account (an older one refuses a
     // report with a field it does not know).
     if let Streamed::Ended(account) = streamed
@@ -168,6 +186,78 @@ async fn execute(
         report.log = Some(account);
     }
     Ok(Some(report))
+}
+
+/// A job's `after_script`: run after the script in a new shell, whatever its outcome, as GitLab
+/// does; its failure or timeout only shows in the log.
+struct AfterScript<'a> {
+    runner: &'a Runner,
+    job: &'a Job,
+    dir: &'a Path,
+    bash: bool,
+    /// `success`, `failed` or `canceled`: what the build reports, for `CI_JOB_STATUS`.
+    status: &'static str,
+}
+
+impl AfterScript<'_> {
+    /// Runs it to its end, its timeout, a lost lease or the worker's shutdown, with its output
+    /// in the log; returns the stop that ended it early, if any. A cancel does not stop it: it
+    /// is how a canceled job cleans up.
+    async fn run(
+        &self,
+        notes: &mpsc::Sender<Vec<u8>>,
+        beat: &mut mpsc::Receiver<Stop>,
+        abort: &CancellationToken,
+    ) -> std::io::Result<Option<Stop>> {
+        let path = self.dir.join(".lockstep-after-script.sh");
+        std::fs::write(
+            &path,
+            script::render(&self.job.after_script, std::process::id(), self.bash),
+        )?;
+        let mut variables = self.job.variables.clone();
+        variables.insert("CI_JOB_STATUS".to_owned(), self.status.to_owned());
+        let _ = notes
+            .send(b"\nlockstep-worker: running after_script\n".to_vec())
+            .await;
+        let (mut script, output) = Script::spawn(&self.runner.shell, &path, self.dir, &variables)?;
+        let forward = tokio::spawn(forward(output, notes.clone()));
+        let timeout = tokio::time::sleep(AFTER_SCRIPT_TIMEOUT);
+        tokio::pin!(timeout);
+        let mut listening = true;
+        let stopped = loop {
+            tokio::select! {
+                exit = script.wait() => break Err(exit?),
+                () = &mut timeout => break Ok(Stop::Timeout),
+                () = abort.cancelled() => break Ok(Stop::ShuttingDown),
+                stop = beat.recv(), if listening => match stop {
+                    Some(Stop::Canceled) => {}
+                    Some(other) => break Ok(other),
+                    // Its senders are gone: nothing more will come.
+                    None => listening = false,
+                },
+            }
+        };
+        if stopped.is_ok() {
+            script.stop(STOP_GRACE).await?;
+        }
+        script.kill_group();
+        let _ = forward.await;
+        let note = match stopped {
+            Ok(Stop::Timeout) => {
+                "lockstep-worker: after_script ran past 5 minutes and was stopped\n".to_owned()
+            }
+            Ok(_) => "lockstep-worker: after_script was stopped\n".to_owned(),
+            Err(Exit::Code(0)) => String::new(),
+            Err(exit) => format!(
+                "lockstep-worker: after_script failed with exit code {}; the build's result stands\n",
+                exit.code()
+            ),
+        };
+        if !note.is_empty() {
+            let _ = notes.send(note.into_bytes()).await;
+        }
+        Ok(stopped.ok())
+    }
 }
 
 fn note(stop: Stop) -> Option<&'static str> {

@@ -151,7 +151,7 @@ impl Store {
                 canceling_since: None,
                 failure_reason: None,
                 exit_code: None,
-                has_deployment: job.environment().is_some(),
+                has_deployment: job.deploys_to().is_some(),
                 resource_group: job.resource_group().map(|_| ResourceGroupId(1)),
                 interruptible: job.interruptible(),
             })

@@ -1,7 +1,8 @@
 //! Generators: valid pipeline definitions and the actions a run is made of.
 
 use lockstep_domain::{
-    AllowFailure, AutoCancel, JobDefinition, PipelineDefinition, Retry, RetryWhen, When, limits,
+    AllowFailure, AutoCancel, Environment, JobDefinition, PipelineDefinition, Retry, RetryWhen,
+    When, limits,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -269,7 +270,7 @@ fn define(seeds: &[JobSeed]) -> PipelineDefinition {
             }),
             when: seed.when,
             allow_failure: seed.allow_failure.clone(),
-            environment: seed.environment.map(str::to_owned),
+            environment: seed.environment.map(Environment::deploy),
             retry: Some(seed.retry.clone()),
             resource_group: seed.grouped.then(|| "deploys".to_owned()),
             interruptible: seed.interruptible,

@@ -54,6 +54,15 @@ pub(crate) struct ClaimedRow {
     pub(crate) deployment_status: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     pub(crate) deployment_environment: Option<String>,
+    #[diesel(sql_type = Array<Text>)]
+    pub(crate) before_script: Vec<String>,
+    #[diesel(sql_type = Array<Text>)]
+    pub(crate) after_script: Vec<String>,
+    /// A JSON object of strings.
+    #[diesel(sql_type = Text)]
+    pub(crate) variables: String,
+    #[diesel(sql_type = Text)]
+    pub(crate) environment_action: String,
 }
 
 impl ClaimRequest<'_> {

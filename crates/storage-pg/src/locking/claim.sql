@@ -4,7 +4,8 @@
 -- indexes (ci_builds_pending) even in a cached generic plan. A unit test checks them against the
 -- domain's names.
 --
--- One statement, so one snapshot: the build, its pipeline and its deployment are read together.
+-- One statement, so one snapshot: the build, its pipeline, its job's definition and its
+-- deployment are read together.
 -- (The Coder incident was a claim followed by a separate lookup that could not see the build.)
 --
 -- Locks, in the canonical order: ci_builds rows with SKIP LOCKED (so acquire never waits on a
@@ -53,9 +54,16 @@ SELECT claimed.id, claimed.pipeline_id, claimed.name, claimed.stage, claimed.scr
        claimed.environment, claimed.timeout_seconds, claimed.attempt, claimed.started_at,
        claimed.lease_expires_at,
        p.project_id, p.ref AS git_ref, p.sha, p.status AS pipeline_status,
-       sd.id AS deployment_id, sd.status AS deployment_status, e.name AS deployment_environment
+       sd.id AS deployment_id, sd.status AS deployment_status, e.name AS deployment_environment,
+       -- A job without a definition row has none of these (job_definitions.rs).
+       COALESCE(jd.before_script, '{}') AS before_script,
+       COALESCE(jd.after_script, '{}') AS after_script,
+       COALESCE(jd.variables, '{}')::text AS variables,
+       COALESCE(jd.environment_action, 'start') AS environment_action
 FROM claimed
 LEFT JOIN pipelines AS p ON p.id = claimed.pipeline_id
+LEFT JOIN ci_job_definitions AS jd
+    ON jd.pipeline_id = claimed.pipeline_id AND jd.name = claimed.name
 LEFT JOIN started_deployments AS sd ON sd.build_id = claimed.id
 LEFT JOIN environments AS e ON e.id = sd.environment_id
 ORDER BY claimed.id

@@ -6,7 +6,8 @@ use crate::{AcquiredBuild, AcquiredDeployment, Heartbeat, StorageError};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use lockstep_domain::{
-    BuildId, BuildStatus, DeploymentId, PipelineId, ProjectId, RunnerId, check_holder,
+    BuildId, BuildStatus, DeploymentId, EnvironmentAction, PipelineId, ProjectId, RunnerId,
+    check_holder,
 };
 
 /// Claims builds and checks that each arrived whole; a build without its pipeline or deployment
@@ -33,13 +34,21 @@ fn acquired(row: ClaimedRow) -> Result<AcquiredBuild, StorageError> {
     ) else {
         return Err(missing("pipeline"));
     };
+    let details = crate::JobDetails::from_columns(
+        row.before_script,
+        row.after_script,
+        &row.variables,
+        &row.environment_action,
+    )?;
+    let deploys = details.environment_action == EnvironmentAction::Start;
     let deployment = match (
         &row.environment,
         row.deployment_id,
         row.deployment_status.as_deref(),
     ) {
         (None, None, _) => None,
-        (Some(environment), Some(id), Some(status)) => Some(AcquiredDeployment {
+        (Some(_), None, _) if !deploys => None,
+        (Some(environment), Some(id), Some(status)) if deploys => Some(AcquiredDeployment {
             id: DeploymentId(id),
             environment: row
                 .deployment_environment
@@ -59,6 +68,8 @@ fn acquired(row: ClaimedRow) -> Result<AcquiredBuild, StorageError> {
         name: row.name,
         stage: row.stage,
         script: row.script,
+        environment: row.environment,
+        details,
         timeout_seconds: count("ci_builds.timeout_seconds", row.timeout_seconds)?,
         attempt: count("ci_builds.attempt", row.attempt)?,
         started_at: row.started_at,

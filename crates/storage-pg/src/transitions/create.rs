@@ -138,7 +138,7 @@ impl<'a> Creation<'a> {
             .definition
             .jobs()
             .iter()
-            .filter_map(ValidJob::environment)
+            .filter_map(ValidJob::deploys_to)
             .collect()
     }
 
@@ -286,6 +286,7 @@ fn insert_pipeline(
         .map(|job| by_name.get(job.name()).map(|id| BuildId(*id)))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(mismatch)?;
+    crate::job_definitions::insert(conn, PipelineId(pipeline_id), jobs)?;
     Ok((PipelineId(pipeline_id), builds))
 }
 
@@ -325,7 +326,7 @@ fn int_literal(items: &[i32]) -> String {
 /// exactly `items`: every element is quoted, so no content (commas, braces, spaces, `NULL`) is
 /// taken for syntax, and `"` and `\` are escaped with a backslash, the only two characters that
 /// need it inside quotes.
-fn array_literal(items: &[String]) -> String {
+pub(crate) fn array_literal(items: &[String]) -> String {
     let mut literal = String::with_capacity(2 + items.iter().map(|s| s.len() + 3).sum::<usize>());
     literal.push('{');
     for (i, item) in items.iter().enumerate() {
@@ -359,7 +360,7 @@ fn insert_deployments(
     let mut deployment_statuses = Vec::new();
     let mut finished = Vec::new();
     for (job, (build, status)) in jobs.iter().zip(builds.iter().zip(statuses)) {
-        let Some(name) = job.environment() else {
+        let Some(name) = job.deploys_to() else {
             continue;
         };
         let Some(environment_id) = environments.get(name) else {

@@ -111,7 +111,7 @@ fn a_pipeline_with_nothing_pending_wakes_nobody() {
     let mut f = Fixture::new();
     let mut listener = listen(&f);
     f.create(vec![job("deploy").when(When::Manual)]);
-    assert_eq!(wakeups(&mut f.conn, &mut listener), []);
+    assert_eq!(wakeups(&mut f.conn, &mut listener), [0_u64; 0]);
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn claims_and_heartbeats_are_silent_but_the_next_stage_wakes_listeners() {
     f.tx()
         .heartbeat(build.id, runner, LEASE, now())
         .expect("heartbeat");
-    assert_eq!(wakeups(&mut f.conn, &mut listener), []);
+    assert_eq!(wakeups(&mut f.conn, &mut listener), [0_u64; 0]);
 
     // Finishing the first stage makes the second pending: an UPDATE, not an INSERT.
     f.tx()

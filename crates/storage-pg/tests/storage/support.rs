@@ -171,7 +171,7 @@ impl JobExt for JobDefinition {
         self
     }
     fn env(mut self, environment: &str) -> Self {
-        self.environment = Some(environment.to_owned());
+        self.environment = Some(environment.into());
         self
     }
     fn when(mut self, when: When) -> Self {

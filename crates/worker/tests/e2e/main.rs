@@ -7,4 +7,5 @@ mod failures;
 mod happy_path;
 mod logs;
 mod resource_groups;
+mod scripts;
 mod signals;

@@ -10,8 +10,9 @@ use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
 use lockstep_domain::{
-    AllowFailure, BuildId, BuildStatus, DeploymentStatus, JobDefinition, PipelineDefinition,
-    ProjectId, Retry, RetryWhen, ValidPipeline, When, plan_new_pipeline,
+    AllowFailure, BuildId, BuildStatus, DeploymentStatus, Environment, EnvironmentAction,
+    JobDefinition, PipelineDefinition, ProjectId, Retry, RetryWhen, ValidJob, ValidPipeline, When,
+    plan_new_pipeline,
 };
 use lockstep_test_db::TestDb;
 
@@ -40,7 +41,23 @@ fn definition() -> ValidPipeline {
         .map(|i| JobDefinition {
             name: name(i),
             stage: Some(["build", "test", "deploy"][i % 3].to_owned()),
+            before_script: (i % 2 == 0)
+                .then(|| AWKWARD[(i + 1) % AWKWARD.len()].to_owned())
+                .into_iter()
+                .collect(),
             script: vec!["true".to_owned(), AWKWARD[i % AWKWARD.len()].to_owned()],
+            after_script: (i % 5 == 0)
+                .then(|| AWKWARD[(i + 2) % AWKWARD.len()].to_owned())
+                .into_iter()
+                .collect(),
+            variables: (0..i % 3)
+                .map(|v| {
+                    (
+                        format!("VAR_{v}"),
+                        AWKWARD[(i + v) % AWKWARD.len()].to_owned(),
+                    )
+                })
+                .collect(),
             // Explicit needs point back into the first stage only, so that they never close a
             // cycle with the implicit needs of a job without a list.
             needs: match (i % 4, i % 3) {
@@ -60,7 +77,10 @@ fn definition() -> ValidPipeline {
                 5 => AllowFailure::exit_codes(vec![3, -1]),
                 _ => AllowFailure::No,
             },
-            environment: (i % 3 == 0).then(|| format!("env {}", i % 4)),
+            environment: (i % 3 == 0).then(|| Environment {
+                name: format!("env {}", i % 4),
+                action: EnvironmentAction::ALL[i % 7 % 3],
+            }),
             tags: match i % 3 {
                 0 => Vec::new(),
                 1 => vec!["docker".to_owned()],
@@ -191,13 +211,14 @@ fn reference_create(
                 .expect("insert the reference builds"),
         );
     }
+    reference_job_definitions(conn, pipeline_id, jobs);
     let deployments: Vec<NewDeployment> = jobs
         .iter()
         .zip(ids.iter().zip(&statuses))
         .filter_map(|(job, (id, status))| {
             let environment_id = environments::table
                 .filter(environments::project_id.eq(project.0))
-                .filter(environments::name.eq(job.environment()?))
+                .filter(environments::name.eq(job.deploys_to()?))
                 .select(environments::id)
                 .first::<i64>(conn)
                 .expect("the environment exists");
@@ -212,6 +233,39 @@ fn reference_create(
     pipeline_id
 }
 
+/// The job definitions, one diesel insert per job that has any.
+fn reference_job_definitions(conn: &mut PgConnection, pipeline_id: i64, jobs: &[ValidJob]) {
+    use crate::schema::ci_job_definitions as d;
+    for job in jobs {
+        let plain = job.before_script().is_empty()
+            && job.after_script().is_empty()
+            && job.variables().is_empty()
+            && job.environment_action() == EnvironmentAction::Start;
+        if plain {
+            continue;
+        }
+        let variables = serde_json::to_string(job.variables()).expect("variables as JSON");
+        diesel::insert_into(d::table)
+            .values((
+                d::pipeline_id.eq(pipeline_id),
+                d::name.eq(job.name()),
+                d::before_script.eq(job.before_script()),
+                d::after_script.eq(job.after_script()),
+                d::environment_action.eq(job.environment_action().as_str()),
+            ))
+            .execute(conn)
+            .expect("insert a reference job definition");
+        diesel::sql_query(
+            "UPDATE ci_job_definitions SET variables = $1::jsonb WHERE pipeline_id = $2 AND name = $3",
+        )
+        .bind::<Text, _>(variables)
+        .bind::<BigInt, _>(pipeline_id)
+        .bind::<Text, _>(job.name())
+        .execute(conn)
+        .expect("set the reference variables");
+    }
+}
+
 /// A build's id, name and array columns as stored.
 type StoredArrays = (i64, String, Option<Vec<String>>, Vec<String>, Vec<String>);
 
@@ -222,7 +276,8 @@ struct Json {
 }
 
 /// A pipeline's rows as JSON without their ids, in id order: the pipeline, then its builds, then
-/// its deployments (each naming its build's job and environment rather than their ids).
+/// its deployments (each naming its build's job and environment rather than their ids), then its
+/// job definitions in name order.
 fn rows_without_ids(conn: &mut PgConnection, pipeline_id: i64) -> Vec<String> {
     // Test SQL: a whole-row comparison that the diesel DSL cannot express.
     diesel::sql_query(
@@ -237,6 +292,9 @@ fn rows_without_ids(conn: &mut PgConnection, pipeline_id: i64) -> Vec<String> {
              JOIN ci_builds b ON b.id = d.build_id
              JOIN environments e ON e.id = d.environment_id
              WHERE b.pipeline_id = $1
+             UNION ALL
+             SELECT 3, row_number() OVER (ORDER BY name), to_jsonb(jd) - 'pipeline_id'
+             FROM ci_job_definitions jd WHERE pipeline_id = $1
          ) AS all_rows
          ORDER BY part, id",
     )
@@ -270,7 +328,12 @@ fn creating_writes_the_rows_the_row_by_row_insert_wrote_with_ids_in_job_order() 
     assert_eq!(created.builds.len(), jobs.len());
     assert_eq!(
         created.deployments,
-        jobs.iter().filter(|j| j.environment().is_some()).count()
+        jobs.iter().filter(|j| j.deploys_to().is_some()).count()
+    );
+    assert!(
+        jobs.iter()
+            .any(|j| j.environment().is_some() && j.deploys_to().is_none()),
+        "some jobs only prepare or stop their environment"
     );
     assert!(
         created.builds.windows(2).all(|w| w[0].0 < w[1].0),
