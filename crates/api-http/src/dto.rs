@@ -92,15 +92,72 @@ pub(crate) enum OnNewCommit {
 impl CreatePipeline {
     /// The auto-cancel rule the body asks for, `conservative` when it says nothing.
     pub(crate) fn auto_cancel(&self) -> AutoCancel {
-        let rule = self
-            .workflow
-            .as_ref()
-            .and_then(|w| w.auto_cancel.as_ref())
-            .and_then(|a| a.on_new_commit);
-        match rule {
-            None | Some(OnNewCommit::Conservative) => AutoCancel::Conservative,
-            Some(OnNewCommit::Interruptible) => AutoCancel::Interruptible,
-            Some(OnNewCommit::None) => AutoCancel::None,
+        auto_cancel(self.workflow.as_ref())
+    }
+}
+
+fn auto_cancel(workflow: Option<&Workflow>) -> AutoCancel {
+    let rule = workflow
+        .and_then(|w| w.auto_cancel.as_ref())
+        .and_then(|a| a.on_new_commit);
+    match rule {
+        None | Some(OnNewCommit::Conservative) => AutoCancel::Conservative,
+        Some(OnNewCommit::Interruptible) => AutoCancel::Interruptible,
+        Some(OnNewCommit::None) => AutoCancel::None,
+    }
+}
+
+/// A JSON pipeline to check: the body `POST /projects/{id}/pipelines` takes, `ref` optional.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LintPipeline {
+    /// Ignored: a check does not depend on the ref.
+    #[serde(rename = "ref", default)]
+    #[expect(
+        dead_code,
+        reason = "accepted so that a body to submit checks as it is"
+    )]
+    git_ref: Option<String>,
+    /// Ignored, as `ref` is.
+    #[serde(default)]
+    #[expect(
+        dead_code,
+        reason = "accepted so that a body to submit checks as it is"
+    )]
+    sha: Option<String>,
+    #[schema(value_type = Vec<JobSpec>)]
+    #[serde(deserialize_with = "crate::extract::objects")]
+    pub(crate) jobs: Vec<JobDefinition>,
+    #[serde(default)]
+    pub(crate) workflow: Option<Workflow>,
+}
+
+impl LintPipeline {
+    pub(crate) fn auto_cancel(&self) -> AutoCancel {
+        auto_cancel(self.workflow.as_ref())
+    }
+}
+
+/// A pipeline that checked clean: its jobs as they would be created.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LintAnswer {
+    /// Always true: an invalid pipeline is a 422.
+    valid: bool,
+    /// Every job, expanded (templates, `default`, `extends` and `parallel` applied), in the
+    /// shape a JSON body takes, in stage order.
+    #[schema(value_type = Vec<JobSpec>)]
+    jobs: Vec<JobDefinition>,
+    /// `conservative`, `interruptible` or `none`: what the pipeline does to the older ones of
+    /// its ref.
+    auto_cancel: String,
+}
+
+impl LintAnswer {
+    pub(crate) fn new(jobs: Vec<JobDefinition>, auto_cancel: AutoCancel) -> Self {
+        Self {
+            valid: true,
+            jobs,
+            auto_cancel: auto_cancel.as_str().to_owned(),
         }
     }
 }

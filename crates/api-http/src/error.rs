@@ -15,7 +15,8 @@ use utoipa::ToSchema;
 #[derive(Debug)]
 pub(crate) struct ApiError {
     status: StatusCode,
-    body: ErrorDetail,
+    // Boxed: every handler's `Result` carries it, and the detail is large.
+    body: Box<ErrorDetail>,
 }
 
 /// Every error the API returns has this shape.
@@ -39,25 +40,80 @@ pub(crate) struct ErrorDetail {
     /// For `416`: where the log ends now.
     #[serde(skip_serializing_if = "Option::is_none")]
     offset: Option<u64>,
+    /// For a definition or pipeline file that is not acceptable (`422`): every problem found,
+    /// each with the line and column of a pipeline file (null for JSON). `message` and `field`
+    /// repeat the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<Vec<Problem>>,
+}
+
+/// One problem of a definition or pipeline file.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct Problem {
+    pub(crate) message: String,
+    /// 1-based; null for a JSON body.
+    pub(crate) line: Option<u32>,
+    pub(crate) column: Option<u32>,
+    /// The dotted path of keys in a pipeline file (`build.script`, `test.retry.max`), or the
+    /// field of a JSON body (`jobs[build].script`).
+    pub(crate) field: Option<String>,
+}
+
+impl From<lockstep_pipeline_file::FileError> for Problem {
+    fn from(error: lockstep_pipeline_file::FileError) -> Self {
+        Self {
+            message: error.message,
+            line: error.line,
+            column: error.column,
+            field: error.field,
+        }
+    }
 }
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
-            body: ErrorDetail {
+            body: Box::new(ErrorDetail {
                 code,
                 message: message.into(),
                 field: None,
                 status: None,
                 offset: None,
-            },
+                errors: None,
+            }),
         }
     }
 
     pub(crate) fn with_field(mut self, field: impl Into<String>) -> Self {
         self.body.field = Some(field.into());
         self
+    }
+
+    /// Adds a sentence on what to do instead.
+    pub(crate) fn with_hint(mut self, hint: &str) -> Self {
+        self.body.message = format!("{} ({hint})", self.body.message);
+        self
+    }
+
+    /// 422: a pipeline file that is not acceptable, with every problem found in it.
+    pub(crate) fn pipeline_file(problems: Vec<lockstep_pipeline_file::FileError>) -> Self {
+        let first = problems
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let message = match problems.len() {
+            0 | 1 => format!("the pipeline file is not valid: {first}"),
+            n => format!("the pipeline file has {n} problems; the first: {first}"),
+        };
+        let mut error = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_pipeline_file",
+            message,
+        );
+        error.body.field = problems.first().and_then(|p| p.field.clone());
+        error.body.errors = Some(problems.into_iter().map(Problem::from).collect());
+        error
     }
 
     fn with_status(mut self, status: impl std::fmt::Display) -> Self {
@@ -67,7 +123,7 @@ impl ApiError {
 
     /// The status and body, for an error answered inside a larger answer (a batch).
     pub(crate) fn into_parts(self) -> (StatusCode, ErrorDetail) {
-        (self.status, self.body)
+        (self.status, *self.body)
     }
 
     /// 400: the request cannot be read (malformed JSON, wrong types, a bad path or query).
@@ -121,7 +177,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let offset = self.body.offset;
-        let mut response = (self.status, Json(ErrorBody { error: self.body })).into_response();
+        let mut response = (self.status, Json(ErrorBody { error: *self.body })).into_response();
         if let Some(end) = offset {
             response
                 .headers_mut()
@@ -208,7 +264,14 @@ impl From<DefinitionError> for ApiError {
             None if error.field() == "jobs" => "jobs".to_owned(),
             None => format!("jobs[].{}", error.field()),
         };
-        Self::invalid(field, error.to_string())
+        let mut invalid = Self::invalid(field.clone(), error.to_string());
+        invalid.body.errors = Some(vec![Problem {
+            message: error.to_string(),
+            line: None,
+            column: None,
+            field: Some(field),
+        }]);
+        invalid
     }
 }
 

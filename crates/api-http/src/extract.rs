@@ -8,6 +8,10 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::{Deserialize, DeserializeOwned, Deserializer, Visitor};
 
+mod submission;
+
+pub(crate) use submission::Submission;
+
 /// A JSON body. The content type is not checked, so a `curl -d` without `-H` still works;
 /// an empty body reads as `{}` for types that allow it.
 #[derive(Debug)]

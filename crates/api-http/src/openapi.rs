@@ -17,7 +17,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
     ),
     paths(
         projects::create, projects::list,
-        pipelines::create, pipelines::list, pipelines::get, pipelines::cancel, pipelines::retry,
+        pipelines::create, pipelines::lint, pipelines::list, pipelines::get, pipelines::cancel, pipelines::retry,
         builds::get, builds::cancel, builds::retry, builds::play, builds::log,
         environments::list, environments::deployments,
         resource_groups::list, resource_groups::get, resource_groups::put,
@@ -60,6 +60,18 @@ pub fn openapi_json() -> String {
 
 pub(crate) async fn serve() -> impl IntoResponse {
     ([(CONTENT_TYPE, "application/json")], openapi_json())
+}
+
+/// The JSON Schema of pipeline files, for editors, as checked in at
+/// `docs/pipeline-file.schema.json` (the pipeline-file crate's tests keep it in step with its
+/// reader).
+const PIPELINE_FILE_SCHEMA: &str = include_str!("../../../docs/pipeline-file.schema.json");
+
+pub(crate) async fn serve_pipeline_schema() -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "application/schema+json")],
+        PIPELINE_FILE_SCHEMA,
+    )
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
             "/projects/{id}/pipelines",
             post(pipelines::create).get(pipelines::list),
         )
+        .route("/projects/{id}/lint", post(pipelines::lint))
         .route("/projects/{id}/environments", get(environments::list))
         .route("/projects/{id}/resource_groups", get(resource_groups::list))
         .route(
@@ -54,7 +55,11 @@ pub fn router(state: AppState) -> Router {
             "/jobs/{id}/log",
             post(jobs::append).layer(DefaultBodyLimit::max(jobs::MAX_LOG_CHUNK)),
         )
-        .route("/openapi.json", get(openapi::serve));
+        .route("/openapi.json", get(openapi::serve))
+        .route(
+            "/pipeline-file.schema.json",
+            get(openapi::serve_pipeline_schema),
+        );
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))

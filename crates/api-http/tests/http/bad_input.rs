@@ -15,6 +15,8 @@ use lockstep_api_http::router;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+mod files;
+
 /// The JSON body limit of the router, plus one byte.
 const OVER_JSON_LIMIT: usize = 8 * 1024 * 1024 + 1;
 /// The log chunk limit of `/jobs/{id}/log`, plus one byte.
@@ -38,6 +40,8 @@ struct Case<'f> {
     path: String,
     who: Who<'f>,
     body: Vec<u8>,
+    /// The `Content-Type` header, when the case sends one.
+    content_type: Option<&'static str>,
     status: Option<StatusCode>,
     code: &'static str,
     /// `error.field`, when the case pins it.
@@ -54,6 +58,7 @@ impl<'f> Case<'f> {
             path: path.into(),
             who,
             body: Vec::new(),
+            content_type: None,
             status: None,
             code: "",
             field: None,
@@ -68,6 +73,11 @@ impl<'f> Case<'f> {
 
     fn json(self, body: &Value) -> Self {
         self.body(body.to_string())
+    }
+
+    fn content_type(mut self, value: &'static str) -> Self {
+        self.content_type = Some(value);
+        self
     }
 
     fn is(mut self, status: u16, code: &'static str) -> Self {
@@ -219,6 +229,9 @@ impl Fixture {
         };
         if let Some(value) = authorization {
             request = request.header("authorization", value);
+        }
+        if let Some(value) = case.content_type {
+            request = request.header("content-type", value);
         }
         let request = request
             .body(Body::from(case.body.clone()))
@@ -505,6 +518,7 @@ fn admin_routes(f: &Fixture) -> Vec<Route> {
         post("/api/v1/projects", r#"{"name":"intruder"}"#),
         get("/api/v1/projects"),
         post(format!("/api/v1/projects/{p}/pipelines"), VALID_PIPELINE),
+        post(format!("/api/v1/projects/{p}/lint"), VALID_PIPELINE),
         get(format!("/api/v1/projects/{p}/pipelines")),
         get(format!("/api/v1/projects/{p}/environments")),
         get(format!("/api/v1/projects/{p}/resource_groups")),
@@ -1618,6 +1632,8 @@ fn all_cases(f: &Fixture) -> Vec<Case<'_>> {
         bad_ids(f),
         projects(),
         pipeline_bodies(f),
+        files::pipeline_files(f),
+        files::lints(f),
         pipeline_definitions(f),
         retry_rules(f),
         submitted_names(f),

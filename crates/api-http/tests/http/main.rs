@@ -10,6 +10,7 @@ mod concurrency;
 mod contract;
 mod log_checks;
 mod long_poll;
+mod pipeline_files;
 mod resource_groups;
 mod retry_rules;
 mod unavailable;

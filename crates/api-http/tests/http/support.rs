@@ -101,7 +101,25 @@ impl TestApp {
         who: As<'_>,
         body: impl Into<Body>,
     ) -> Answer {
-        let mut request = Request::builder().method(method).uri(path);
+        self.send(Request::builder().method(method).uri(path), who, body)
+            .await
+    }
+
+    /// POSTs a pipeline file as it is (`Content-Type: application/yaml`), as the admin.
+    pub(crate) async fn post_file(&self, path: &str, text: &str) -> Answer {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("content-type", "application/yaml");
+        self.send(request, As::Admin, text.to_owned()).await
+    }
+
+    async fn send(
+        &self,
+        mut request: axum::http::request::Builder,
+        who: As<'_>,
+        body: impl Into<Body>,
+    ) -> Answer {
         match who {
             As::Admin => request = request.header("authorization", format!("Bearer {ADMIN}")),
             As::Runner(token) | As::Token(token) => {
