@@ -1,15 +1,14 @@
 //! `cargo xtask dev` and `cargo xtask demo`: the whole system on this machine (the database, a
-//! `lockstep-server` and one `lockstep-worker`) until Ctrl-C, or for one run of the example.
+//! `lockstep-server` and one `lockstep-worker`) until Ctrl-C, or for one run of the example
+//! pipeline file, followed by the `lockstep` CLI.
 //!
 //! Shutdown runs in dependency order: the worker first, so it can still report to the server,
 //! then the server, then the database, and that only if we started it.
 
 mod api;
 mod children;
-mod watch;
 
 use std::fmt::Write as _;
-use std::fs;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -20,17 +19,22 @@ use anyhow::{Context, anyhow, bail};
 
 use self::api::Api;
 use self::children::{Child, StopRequest};
-use self::watch::Tracker;
 use crate::{db, process};
 
-/// The example pipeline both commands offer, relative to the workspace root.
+/// The example JSON body of the curl walkthrough, relative to the workspace root.
 pub(crate) const EXAMPLE: &str = "examples/pipeline.json";
+
+/// The example pipeline file `demo` runs and `dev` offers, relative to the workspace root.
+pub(crate) const EXAMPLE_FILE: &str = "examples/.lockstep.yml";
 
 /// The project the example is submitted to (the README's walkthrough uses it too).
 const PROJECT: &str = "demo";
 
 /// The name the worker is registered under.
 const RUNNER: &str = "dev-worker";
+
+/// The worker's tags: the examples ask for a Linux runner, as GitLab files often do.
+const RUNNER_TAGS: [&str; 1] = ["linux"];
 
 /// How long the server may take to answer `/readyz` (its first start migrates the database).
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -58,8 +62,8 @@ pub(crate) fn dev(root: &Path, options: &Options) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Runs the stack for one run of the example pipeline, printing its progress and the deploy
-/// build's log; succeeds if the pipeline does.
+/// Runs the stack for one run of the example pipeline file, followed live by `lockstep run`;
+/// succeeds if the pipeline does.
 pub(crate) fn demo(root: &Path, options: &Options) -> anyhow::Result<ExitCode> {
     with_stack(root, options, |stack, stop| run_example(root, stack, stop))
 }
@@ -111,9 +115,11 @@ fn build_binaries(root: &Path) -> anyhow::Result<()> {
         "lockstep-api-http",
         "-p",
         "lockstep-worker",
+        "-p",
+        "lockstep-cli",
         "--bins",
     ]);
-    process::run(&mut build).context("building the server and the worker failed")
+    process::run(&mut build).context("building the server, the worker and the CLI failed")
 }
 
 fn binary(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
@@ -177,7 +183,7 @@ impl Stack {
         };
         stack.wait_ready(stop)?;
         stack.project_id = stack.api.ensure_project(PROJECT)?;
-        let runner = stack.api.register_runner(RUNNER)?;
+        let runner = stack.api.register_runner(RUNNER, &RUNNER_TAGS)?;
         stack.runner_id = Some(runner.id);
         let mut worker = Command::new(binary(root, "lockstep-worker")?);
         worker
@@ -279,21 +285,26 @@ impl Stack {
              Lockstep is running. Ctrl-C stops it all.\n\
              \n\
              \x20 server     {url}   (log: {server_log})\n\
-             \x20 worker     runner {runner} \"{RUNNER}\"   (log: {worker_log})\n\
+             \x20 worker     runner {runner} \"{RUNNER}\", tags {tags}   (log: {worker_log})\n\
              \x20 database   {database}\n\
              \x20 API token  {token}\n\
              \x20 project    {project} \"{PROJECT}\"\n\
              \n\
-             Submit the example pipeline (build, test, then deploy to staging):\n\
+             In another shell, run the example pipeline file and watch it live:\n\
+             \n\
+             \x20 export LOCKSTEP_URL={url} LOCKSTEP_TOKEN={token}\n\
+             \x20 cargo run -q -p lockstep-cli -- run {example_file} --project {PROJECT}\n\
+             \n\
+             (`lockstep run …` once `cargo install --path crates/cli` put it on your PATH.)\n\
+             Or with curl, the JSON example (build, test, then deploy to staging):\n\
              \n\
              \x20 curl -s {auth} --data-binary @{example} {api}/projects/{project}/pipelines\n\
-             \n\
-             Watch it (with the \"id\" that printed) and read a build's log:\n\
-             \n\
              \x20 curl -s {auth} {api}/pipelines/<id>\n\
              \x20 curl -s {auth} {api}/builds/<build id>/log\n",
             url = self.url,
             server_log = display_path(root, self.server.log()),
+            tags = RUNNER_TAGS.join(","),
+            example_file = display_path(root, &root.join(EXAMPLE_FILE)),
             database = self.database,
             token = self.token,
             project = self.project_id,
@@ -320,57 +331,42 @@ fn display_path(root: &Path, path: &Path) -> String {
         .to_string()
 }
 
-/// `demo`: submits the example, prints each status change until the pipeline ends, then the
-/// deploy build's log.
+/// `demo`: runs the example pipeline file with `lockstep run`, which submits it and follows it
+/// live (the CLI's own view: jobs by stage, a failed job's log tail), and exits as it does.
 fn run_example(root: &Path, stack: &mut Stack, stop: &mut StopRequest) -> anyhow::Result<ExitCode> {
-    let path = root.join(EXAMPLE);
-    let definition =
-        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut cli = Command::new(binary(root, "lockstep")?);
+    cli.current_dir(root)
+        .args(["run", EXAMPLE_FILE, "--project", PROJECT, "--ref", "main"])
+        // Ctrl-C reaches the CLI too: it cancels the pipeline rather than asking.
+        .arg("--cancel-on-interrupt")
+        .env("LOCKSTEP_URL", &stack.url)
+        .env("LOCKSTEP_TOKEN", &stack.token);
+    let mut child = cli.spawn().context("cannot start `lockstep run`")?;
     let started = Instant::now();
-    let mut pipeline = stack.api.submit_pipeline(stack.project_id, &definition)?;
-    let id = pipeline["id"]
-        .as_i64()
-        .context("the submitted pipeline has no id")?;
-    println!("submitted {EXAMPLE} as pipeline {id} (project \"{PROJECT}\")");
-    let mut tracker = Tracker::default();
     let status = loop {
-        for change in tracker.changes(&pipeline) {
-            println!("{}", change.line(started.elapsed()));
-        }
-        let status = pipeline["status"].as_str().unwrap_or_default().to_owned();
-        if watch::is_terminal(&status) {
+        if let Some(status) = child.try_wait().context("waiting for `lockstep run`")? {
             break status;
         }
-        if started.elapsed() > DEMO_TIMEOUT {
+        let interrupted = stop.wait(POLL);
+        let failed = stack.check_children();
+        if interrupted || failed.is_err() || started.elapsed() > DEMO_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            failed?;
+            if interrupted {
+                bail!("interrupted");
+            }
             bail!(
-                "pipeline {id} did not finish within {} s (it is {status}); the worker's log is {}",
+                "the example did not finish within {} s; the worker's log is {}",
                 DEMO_TIMEOUT.as_secs(),
                 display_path(root, &root.join("target/lockstep-dev/worker.log"))
             );
         }
-        if stop.wait(POLL) {
-            bail!("interrupted");
-        }
-        stack.check_children()?;
-        pipeline = stack.api.pipeline(id)?;
     };
-    match watch::deploy_build_id(&pipeline) {
-        Some(build) => {
-            println!("\n--- log of the deploy build ({build}) ---");
-            let log = stack.api.build_log(build)?;
-            print!("{log}");
-            if !log.is_empty() && !log.ends_with('\n') {
-                println!();
-            }
-            println!("---");
-        }
-        None => println!("(the pipeline has no deploy build)"),
-    }
-    if status == "success" {
-        println!("pipeline {id} succeeded");
+    if status.success() {
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("pipeline {id} finished {status}");
+        eprintln!("`lockstep run` exited with {status}");
         Ok(ExitCode::FAILURE)
     }
 }

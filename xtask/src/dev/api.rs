@@ -62,11 +62,11 @@ impl Api {
         id_of(&created)
     }
 
-    /// Registers a runner with no tags.
-    pub(crate) fn register_runner(&self, name: &str) -> anyhow::Result<Runner> {
+    /// Registers a runner with these tags.
+    pub(crate) fn register_runner(&self, name: &str, tags: &[&str]) -> anyhow::Result<Runner> {
         let response = self
             .post("/api/v1/runners")
-            .send_json(json!({ "name": name, "tags": [] }))
+            .send_json(json!({ "name": name, "tags": tags }))
             .context("cannot register a runner")?;
         let runner = json_body(response, StatusCode::CREATED, "registering a runner")?;
         let token = runner["token"]
@@ -87,35 +87,6 @@ impl Api {
             .call()
             .context("cannot retire the runner")?;
         expect_status(response, StatusCode::NO_CONTENT, "retiring the runner").map(drop)
-    }
-
-    /// Submits a pipeline definition (the JSON text of `examples/pipeline.json`, say).
-    pub(crate) fn submit_pipeline(
-        &self,
-        project_id: i64,
-        definition: &str,
-    ) -> anyhow::Result<Value> {
-        let response = self
-            .post(&format!("/api/v1/projects/{project_id}/pipelines"))
-            .send(definition)
-            .context("cannot submit the pipeline")?;
-        json_body(response, StatusCode::CREATED, "submitting the pipeline")
-    }
-
-    pub(crate) fn pipeline(&self, id: i64) -> anyhow::Result<Value> {
-        self.get_json(&format!("/api/v1/pipelines/{id}"))
-    }
-
-    /// The whole log of a build (one call: our example's logs are far below the 1 MiB page).
-    pub(crate) fn build_log(&self, id: i64) -> anyhow::Result<String> {
-        let response = self
-            .get(&format!("/api/v1/builds/{id}/log"))
-            .call()
-            .with_context(|| format!("cannot read the log of build {id}"))?;
-        expect_status(response, StatusCode::OK, "reading a build log")?
-            .body_mut()
-            .read_to_string()
-            .context("cannot read the build log's body")
     }
 
     fn get_json(&self, path: &str) -> anyhow::Result<Value> {
