@@ -181,7 +181,8 @@ pub(crate) struct JobSpec {
     /// cancel or a timeout), within 5 minutes of their own; their failure changes nothing. At
     /// most 1000 lines and 256 KiB.
     after_script: Option<Vec<String>>,
-    /// Environment variables for the scripts, beside the `CI_*` ones (which win on a clash):
+    /// Environment variables for the scripts, beside the `CI_*` ones (which win on a clash);
+    /// `$NAME` or `${NAME}` naming another variable is expanded when a runner takes the job:
     /// at most 200; names a letter or `_` then letters, digits or `_` (at most 255); values at
     /// most 10,000 bytes without NUL; 64 KiB in all.
     variables: Option<BTreeMap<String, String>>,
@@ -783,7 +784,8 @@ pub(crate) struct Job {
     /// cancel or a timeout), with a limit of their own of 5 minutes; their failure changes
     /// nothing.
     after_script: Vec<String>,
-    /// Environment variables for the scripts: the job's own (from its definition), then
+    /// Environment variables for the scripts: the job's own (from its definition, with
+    /// `$NAME` and `${NAME}` naming another variable expanded once, `$$` for a `$`), then
     /// `CI_JOB_ID`, `CI_PIPELINE_ID`, `CI_JOB_NAME`, … (a `CI_*` name the server sets wins over
     /// a job variable of the same name).
     variables: BTreeMap<String, String>,
@@ -822,9 +824,19 @@ impl Job {
     }
 }
 
+/// The job's own variables, with `$NAME` in them expanded (GitLab's rule), and the server's
+/// `CI_*` ones, which win on a clash.
 fn job_variables(build: &AcquiredBuild) -> BTreeMap<String, String> {
-    let mut variables = build.details.variables.clone();
-    variables.extend([
+    let server = server_variables(build);
+    let mut all = build.details.variables.clone();
+    all.extend(server.clone());
+    let mut variables = lockstep_domain::expand_variables(&build.details.variables, &all);
+    variables.extend(server);
+    variables
+}
+
+fn server_variables(build: &AcquiredBuild) -> BTreeMap<String, String> {
+    let mut variables = BTreeMap::from([
         ("CI".to_owned(), "true".to_owned()),
         ("CI_JOB_ID".to_owned(), build.id.0.to_string()),
         ("CI_JOB_NAME".to_owned(), build.name.clone()),

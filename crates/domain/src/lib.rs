@@ -30,5 +30,5 @@ pub use resource::{Member, ProcessMode, grants, waiting_line};
 pub use retry::{AllowFailure, Retry, RetryPolicy, RetryWhen};
 pub use status::{BuildStatus, DeploymentStatus, PipelineStatus, UnknownStatus};
 pub use transition::{BuildEvent, IllegalTransition, Step, next};
-pub use variables::is_variable_name;
+pub use variables::{expand_variables, is_variable_name};
 pub use waiting::{Standing, unsettled_needs};

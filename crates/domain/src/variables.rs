@@ -48,9 +48,87 @@ pub(crate) fn check(variables: &BTreeMap<String, String>) -> Result<(), Problem>
     Ok(())
 }
 
+/// Expands `$NAME` and `${NAME}` in each of `own`'s values with the value `NAME` has in
+/// `all` (the job's variables with the server's `CI_*` ones), as GitLab expands a variable
+/// that names another: `IMAGE: $REGISTRY/app`. One pass, so a value that names itself or
+/// makes a loop cannot grow without end; a name `all` lacks stays as written; `$$` is a `$`.
+pub fn expand_variables(
+    own: &BTreeMap<String, String>,
+    all: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    own.iter()
+        .map(|(name, value)| (name.clone(), expand(value, all)))
+        .collect()
+}
+
+fn expand(value: &str, all: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, consumed) = reference(after);
+        match name {
+            Some(name) if all.contains_key(name) => out.push_str(&all[name]),
+            _ if after.starts_with('$') => out.push('$'),
+            _ => out.push_str(&rest[at..=at + consumed]),
+        }
+        rest = &after[consumed.max(usize::from(after.starts_with('$')))..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The name a `$` starts (`NAME` or `{NAME}`) and how many bytes after the `$` it takes.
+fn reference(after: &str) -> (Option<&str>, usize) {
+    let name_len = |text: &str| {
+        text.char_indices()
+            .find(|&(i, c)| {
+                !(c.is_ascii_alphanumeric() || c == '_') || (i == 0 && c.is_ascii_digit())
+            })
+            .map_or(text.len(), |(i, _)| i)
+    };
+    if let Some(braced) = after.strip_prefix('{') {
+        let len = name_len(braced);
+        if len > 0 && braced[len..].starts_with('}') {
+            return (Some(&braced[..len]), len + 2);
+        }
+        return (None, 0);
+    }
+    let len = name_len(after);
+    ((len > 0).then(|| &after[..len]), len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variables_naming_others_are_expanded_once() {
+        let all = BTreeMap::from([
+            ("REGISTRY".to_owned(), "registry.example.com".to_owned()),
+            ("CI_COMMIT_REF_NAME".to_owned(), "main".to_owned()),
+            ("SELF".to_owned(), "$SELF-x".to_owned()),
+        ]);
+        let table = [
+            ("$REGISTRY/app", "registry.example.com/app"),
+            (
+                "${REGISTRY}:${CI_COMMIT_REF_NAME}",
+                "registry.example.com:main",
+            ),
+            ("$UNKNOWN/${ALSO_UNKNOWN}", "$UNKNOWN/${ALSO_UNKNOWN}"),
+            ("price $$5 and $$REGISTRY", "price $5 and $REGISTRY"),
+            ("$SELF", "$SELF-x"),
+            ("trailing $", "trailing $"),
+            ("$1 ${ unclosed", "$1 ${ unclosed"),
+            ("plain", "plain"),
+            ("ünï $REGISTRY€", "ünï registry.example.com€"),
+        ];
+        for (written, expanded) in table {
+            let own = BTreeMap::from([("V".to_owned(), written.to_owned())]);
+            assert_eq!(expand_variables(&own, &all)["V"], expanded, "{written}");
+        }
+    }
 
     fn one(name: &str, value: &str) -> Result<(), Problem> {
         check(&BTreeMap::from([(name.to_owned(), value.to_owned())]))

@@ -9,6 +9,8 @@ const FILE: &str = r"
 stages: [build, test, deploy]
 variables:
   RUST_LOG: info
+  OUT: target/$RUST_LOG/${CI_COMMIT_REF_NAME}
+  LITERAL: $$HOME
 default:
   retry: 1
   before_script: [echo setup]
@@ -79,6 +81,9 @@ async fn a_pipeline_file_creates_its_expanded_jobs() {
     let job = app.acquire(&token).await.expect("compile is pending");
     assert_eq!(job["name"], "compile");
     assert_eq!(job["variables"]["RUST_LOG"], "info");
+    // A variable naming others is expanded, the server's CI_* included; `$$` is a `$`.
+    assert_eq!(job["variables"]["OUT"], "target/info/main");
+    assert_eq!(job["variables"]["LITERAL"], "$HOME");
     assert_eq!(job["variables"]["CI_COMMIT_SHA"], "abc123");
     assert_eq!(job["before_script"], json!(["echo setup"]));
     assert_eq!(job["script"], json!(["cargo build"]));
