@@ -1,7 +1,7 @@
 //! Errors read as sentences naming the fix, with the documented exit codes, and `lint` needs no
 //! server.
 
-use crate::support::{ADMIN, bare_lockstep, nowhere};
+use crate::support::{ADMIN, bare_lockstep, nowhere, outcome};
 
 #[test]
 fn an_unreachable_server_exits_4_with_the_way_to_start_one() {
@@ -71,12 +71,8 @@ fn lint_reports_a_typo_with_its_line_and_exits_3_without_a_server() {
         "stages: [build]\n\ncompile:\n  stage: build\n  scirpt:\n    - echo hi\n",
     )
     .expect("a file");
-    let output = bare_lockstep(dir.path())
-        .arg("lint")
-        .output()
-        .expect("lockstep runs");
-    let stdout = String::from_utf8(output.stdout).expect("utf-8");
-    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    let (code, stdout) = outcome(bare_lockstep(dir.path()).arg("lint"));
+    assert_eq!(code, Some(3), "{stdout}");
     assert!(
         stdout
             .lines()

@@ -1,7 +1,7 @@
 //! `lockstep run` off a terminal: one plain line per status change, the failed job's log tail,
 //! the summary, and the exit code of the outcome.
 
-use crate::support::{Stack, pipeline_id};
+use crate::support::{Stack, outcome, pipeline_id};
 
 pub(crate) const PASSING: &str = r#"
 stages: [build, test]
@@ -38,13 +38,8 @@ ship:
 fn a_passing_file_exits_0_and_prints_each_job() {
     let stack = Stack::new();
     let file = stack.file("pass.yml", PASSING);
-    let output = stack
-        .lockstep()
-        .args(["run", &file, "--project", "app"])
-        .output()
-        .expect("lockstep runs");
-    let stdout = String::from_utf8(output.stdout).expect("utf-8");
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let (code, stdout) = outcome(stack.lockstep().args(["run", &file, "--project", "app"]));
+    assert_eq!(code, Some(0), "{stdout}");
     for job in ["build/compile", "build/docs", "test/unit"] {
         assert!(
             stdout.contains(&format!("{job} success")),
@@ -71,13 +66,8 @@ fn a_passing_file_exits_0_and_prints_each_job() {
 fn a_failing_file_exits_1_and_prints_the_failed_jobs_log_tail() {
     let stack = Stack::new();
     let file = stack.file("fail.yml", FAILING);
-    let output = stack
-        .lockstep()
-        .args(["run", &file, "--project", "app"])
-        .output()
-        .expect("lockstep runs");
-    let stdout = String::from_utf8(output.stdout).expect("utf-8");
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let (code, stdout) = outcome(stack.lockstep().args(["run", &file, "--project", "app"]));
+    assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("test/unit failed"), "{stdout}");
     assert!(stdout.contains("deploy/ship skipped"), "{stdout}");
     let id = pipeline_id(&stdout);
@@ -100,13 +90,8 @@ fn a_file_the_server_refuses_is_reported_by_line_and_column_and_exits_3() {
         "typo.yml",
         "stages: [build]\n\ncompile:\n  stage: build\n  scirpt:\n    - echo hi\n",
     );
-    let output = stack
-        .lockstep()
-        .args(["run", &file, "--project", "app"])
-        .output()
-        .expect("lockstep runs");
-    let stdout = String::from_utf8(output.stdout).expect("utf-8");
-    assert_eq!(output.status.code(), Some(3), "{stdout}");
+    let (code, stdout) = outcome(stack.lockstep().args(["run", &file, "--project", "app"]));
+    assert_eq!(code, Some(3), "{stdout}");
     assert!(
         stdout
             .lines()
@@ -119,21 +104,16 @@ fn a_file_the_server_refuses_is_reported_by_line_and_column_and_exits_3() {
 fn no_follow_prints_the_pipeline_and_leaves_it_running() {
     let stack = Stack::server_only();
     let file = stack.file("pass.yml", PASSING);
-    let output = stack
-        .lockstep()
-        .args([
-            "run",
-            &file,
-            "--project",
-            "app",
-            "--no-follow",
-            "--ref",
-            "feature/x",
-        ])
-        .output()
-        .expect("lockstep runs");
-    let stdout = String::from_utf8(output.stdout).expect("utf-8");
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let (code, stdout) = outcome(stack.lockstep().args([
+        "run",
+        &file,
+        "--project",
+        "app",
+        "--no-follow",
+        "--ref",
+        "feature/x",
+    ]));
+    assert_eq!(code, Some(0), "{stdout}");
     let id = pipeline_id(&stdout);
     assert!(
         stdout.contains(&format!("/api/v1/pipelines/{id}")),

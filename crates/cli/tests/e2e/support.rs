@@ -259,3 +259,10 @@ pub(crate) fn bare_lockstep(dir: &std::path::Path) -> assert_cmd::Command {
         .timeout(COMMAND_LIMIT);
     command
 }
+
+/// Runs a `lockstep` command to its end: its exit code and its stdout.
+pub(crate) fn outcome(command: &mut assert_cmd::Command) -> (Option<i32>, String) {
+    let output = command.output().expect("lockstep runs");
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    (output.status.code(), stdout)
+}
