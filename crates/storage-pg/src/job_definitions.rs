@@ -100,13 +100,15 @@ pub(crate) fn insert(
 /// A row of `ci_job_definitions` without its pipeline, the variables as JSON text.
 type DefinitionRow = (String, Vec<String>, Vec<String>, String, String);
 
-/// The details of a pipeline's jobs that have any, by job name.
+/// The details of these jobs of a pipeline, of those that have any, by job name.
 pub(crate) fn load(
     conn: &mut PgConnection,
     pipeline: PipelineId,
+    jobs: &[&str],
 ) -> Result<BTreeMap<String, JobDetails>, StorageError> {
     let rows: Vec<DefinitionRow> = ci_job_definitions::table
         .filter(ci_job_definitions::pipeline_id.eq(pipeline.0))
+        .filter(ci_job_definitions::name.eq_any(jobs))
         .select((
             ci_job_definitions::name,
             ci_job_definitions::before_script,

@@ -335,7 +335,12 @@ fn select_builds(conn: &mut PgConnection, which: Builds) -> Result<Vec<BuildView
 fn add_details(conn: &mut PgConnection, views: &mut [BuildView]) -> Result<(), StorageError> {
     let pipelines: BTreeSet<PipelineId> = views.iter().map(|v| v.pipeline_id).collect();
     for pipeline in pipelines {
-        let details = crate::job_definitions::load(conn, pipeline)?;
+        let jobs: Vec<&str> = views
+            .iter()
+            .filter(|v| v.pipeline_id == pipeline)
+            .map(|v| v.name.as_str())
+            .collect();
+        let details = crate::job_definitions::load(conn, pipeline, &jobs)?;
         for view in views.iter_mut().filter(|v| v.pipeline_id == pipeline) {
             if let Some(found) = details.get(&view.name) {
                 view.details = found.clone();

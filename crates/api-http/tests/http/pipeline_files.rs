@@ -29,6 +29,10 @@ test:
       - TARGET: [x86_64, aarch64]
   script:
     - cargo test --target $TARGET
+review:
+  stage: deploy
+  environment: { name: review, action: prepare }
+  script: ./prepare
 deploy:
   stage: deploy
   environment: { name: staging, action: start }
@@ -65,7 +69,13 @@ async fn a_pipeline_file_creates_its_expanded_jobs() {
     assert_eq!(pipeline["sha"], "abc123");
     assert_eq!(
         names(&pipeline),
-        ["compile", "test: [x86_64]", "test: [aarch64]", "deploy"]
+        [
+            "compile",
+            "test: [x86_64]",
+            "test: [aarch64]",
+            "review",
+            "deploy"
+        ]
     );
     let compile = build_named(&pipeline, "compile");
     assert_eq!(compile["stage"], "build");
@@ -75,6 +85,16 @@ async fn a_pipeline_file_creates_its_expanded_jobs() {
     assert_eq!(deploy["when"], "manual");
     assert_eq!(deploy["resource_group"], "staging");
     assert_eq!(deploy["environment"]["action"], "start");
+    // A build read alone carries its job's details too.
+    let alone = app
+        .get(&format!(
+            "/api/v1/builds/{}",
+            build_named(&pipeline, "review")["id"]
+        ))
+        .await
+        .expect(StatusCode::OK)
+        .json();
+    assert_eq!(alone["environment"]["action"], "prepare", "{alone:#}");
 
     // The runner gets the file's variables beside the CI_* ones, and the default before_script.
     let (_, token) = app.runner("r", &["linux"]).await;
