@@ -5,7 +5,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::Context;
 
-use crate::{db, process};
+use crate::{browser, db, process};
 
 /// Starts the dev database if needed and applies the migrations to it.
 pub(crate) fn migrate(root: &Path) -> anyhow::Result<()> {
@@ -20,7 +20,10 @@ pub(crate) fn migrated_database(root: &Path) -> anyhow::Result<String> {
 }
 
 /// Starts the dev database if needed, migrates it, then runs the whole workspace's tests.
+/// Without Chromium and ChromeDriver it runs nothing: the browser tests would fail, and the fix
+/// is better said once, first.
 pub(crate) fn test(root: &Path, args: &[String]) -> anyhow::Result<()> {
+    browser::require()?;
     let mut command = migrated_cargo(root)?;
     command.args(["test", "--workspace"]).args(args);
     process::run(&mut command).context("tests failed")

@@ -284,13 +284,15 @@ impl Stack {
             "\n\
              Lockstep is running. Ctrl-C stops it all.\n\
              \n\
+             \x20 dashboard  {url}/   (sign in with the API token below)\n\
              \x20 server     {url}   (log: {server_log})\n\
              \x20 worker     runner {runner} \"{RUNNER}\", tags {tags}   (log: {worker_log})\n\
              \x20 database   {database}\n\
              \x20 API token  {token}\n\
              \x20 project    {project} \"{PROJECT}\"\n\
              \n\
-             In another shell, run the example pipeline file and watch it live:\n\
+             In another shell, run the example pipeline file and watch it live, there and in\n\
+             the dashboard:\n\
              \n\
              \x20 export LOCKSTEP_URL={url} LOCKSTEP_TOKEN={token}\n\
              \x20 cargo run -q -p lockstep-cli -- run {example_file} --project {PROJECT}\n\

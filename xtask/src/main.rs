@@ -1,7 +1,8 @@
 //! Lockstep's development tasks, run as `cargo xtask <command>` (see `.cargo/config.toml`).
 //!
 //! Everything a contributor or CI needs beyond plain cargo lives here, so that the only
-//! prerequisites are a Rust toolchain and the PostgreSQL server binaries.
+//! prerequisites are a Rust toolchain, the PostgreSQL server binaries and, for the dashboard's
+//! browser tests, Chromium with ChromeDriver.
 #![expect(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -9,6 +10,7 @@
 )]
 
 mod bench;
+mod browser;
 mod cargo;
 mod ci;
 mod db;

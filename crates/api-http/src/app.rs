@@ -2,6 +2,7 @@
 //! wake-up signal for long-polling runners and the shutdown signal.
 
 use crate::auth::TokenHash;
+use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::wake::Wake;
 use crate::watch::Watches;
@@ -28,6 +29,9 @@ pub struct Settings {
     /// A runner in contact within this long counts as online (for `GET /runners` and a
     /// build's `waiting`). Contact is recorded at most every 30 seconds.
     pub runner_online_within: Duration,
+    /// Mark the dashboard's session cookie `Secure` even when a request does not say it came
+    /// over TLS (`X-Forwarded-Proto: https`): for a server behind a TLS proxy that drops it.
+    pub secure_cookies: bool,
 }
 
 impl Settings {
@@ -42,6 +46,7 @@ impl Settings {
             cancel_grace,
             reaper_interval: reaper_interval(lease, acknowledge_within, cancel_grace),
             runner_online_within: DEFAULT_RUNNER_ONLINE_WITHIN,
+            secure_cookies: false,
         }
     }
 }
@@ -73,6 +78,8 @@ pub struct App {
     pub(crate) runner_online_within: Duration,
     pub(crate) wake: Wake,
     pub(crate) watches: Watches,
+    pub(crate) live: Live,
+    pub(crate) secure_cookies: bool,
     pub(crate) metrics: Metrics,
     shutdown: watch::Sender<bool>,
 }
@@ -102,6 +109,8 @@ impl AppState {
             runner_online_within: settings.runner_online_within,
             wake: Wake::default(),
             watches: Watches::default(),
+            live: Live::default(),
+            secure_cookies: settings.secure_cookies,
             metrics: Metrics::default(),
             shutdown: watch::Sender::new(false),
         }))

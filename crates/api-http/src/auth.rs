@@ -32,16 +32,21 @@ impl TokenHash {
     }
 
     /// Compares hashes, so neither the length nor a common prefix of the token leaks by timing.
-    fn matches(&self, other: &Self) -> bool {
+    pub(crate) fn matches(&self, other: &Self) -> bool {
         self.0.ct_eq(&other.0).into()
     }
 }
 
 /// A new runner token: a prefix that says what it is, then 32 random bytes in hex.
 pub(crate) fn new_runner_token() -> Result<String, ApiError> {
+    random_token("lsr_")
+}
+
+/// `prefix`, then 32 random bytes in hex: a secret nobody can guess.
+pub(crate) fn random_token(prefix: &str) -> Result<String, ApiError> {
     let mut bytes = [0_u8; 32];
     getrandom::fill(&mut bytes).map_err(|error| ApiError::internal(&error))?;
-    Ok(format!("lsr_{}", hex::encode(bytes)))
+    Ok(format!("{prefix}{}", hex::encode(bytes)))
 }
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {

@@ -47,6 +47,13 @@ pub(crate) struct ErrorDetail {
     errors: Option<Vec<Problem>>,
 }
 
+impl ErrorDetail {
+    /// The sentence for humans, for a dashboard page.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+}
+
 /// One problem of a definition or pipeline file.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct Problem {

@@ -7,6 +7,7 @@ mod dto;
 mod error;
 mod extract;
 mod handlers;
+mod live;
 mod metrics;
 mod openapi;
 mod reaper;
@@ -14,6 +15,7 @@ mod router;
 mod server;
 mod wake;
 mod watch;
+mod web;
 
 pub use app::{
     App, AppState, DEFAULT_ACKNOWLEDGE_WITHIN, DEFAULT_CANCEL_GRACE, DEFAULT_RUNNER_ONLINE_WITHIN,

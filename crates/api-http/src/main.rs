@@ -46,6 +46,10 @@ struct Args {
     #[arg(long, env = "LOCKSTEP_RUNNER_ONLINE_SECONDS", default_value_t = 120,
         value_parser = clap::value_parser!(u64).range(60..=86400))]
     runner_online_seconds: u64,
+    /// Always mark the dashboard's session cookie `Secure` (it is whenever a request arrives with
+    /// `X-Forwarded-Proto: https`): set it when a TLS proxy in front does not send that header.
+    #[arg(long, env = "LOCKSTEP_SECURE_COOKIES")]
+    secure_cookies: bool,
     /// Database connections in the pool.
     #[arg(long, env = "LOCKSTEP_POOL_SIZE", default_value_t = 16,
         value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -128,6 +132,7 @@ fn config(args: Args) -> anyhow::Result<ServerConfig> {
                 cancel_grace,
             ),
             runner_online_within: Duration::from_secs(args.runner_online_seconds),
+            secure_cookies: args.secure_cookies,
         },
     })
 }

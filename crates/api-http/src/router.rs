@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         );
     Router::new()
         .nest("/api/v1", api)
+        .merge(crate::web::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

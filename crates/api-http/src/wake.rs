@@ -253,6 +253,7 @@ pub(crate) async fn listen(state: AppState, database_url: String) {
         // Notifications may have been missed while disconnected: let every waiter look again.
         state.wake.wake_all();
         state.watches.look_again();
+        state.live.look_again();
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
             () = state.stopped() => return,
@@ -263,15 +264,18 @@ pub(crate) async fn listen(state: AppState, database_url: String) {
 
 async fn listen_once(state: &AppState, database_url: &str) -> Result<(), ListenError> {
     let mut listener = Listener::connect(database_url).await?;
-    tracing::debug!("listening for pending and canceling builds");
-    // Builds made pending or canceling before the LISTEN took effect were never announced to us.
+    tracing::debug!("listening for pending and canceling builds and for changes");
+    // Changes committed before the LISTEN took effect were never announced to us.
     state.wake.wake_all();
     state.watches.look_again();
+    state.live.look_again();
     loop {
         match listener.next().await? {
             Notice::Pending(Pending::Builds(builds)) => state.wake.pending(builds),
             Notice::Pending(Pending::Unknown) => state.wake.wake_all(),
             Notice::Canceling(canceling) => state.watches.canceling(canceling),
+            Notice::Pipelines(ids) => state.live.pipelines(ids),
+            Notice::Logs(ids) => state.live.logs(ids),
         }
     }
 }

@@ -55,8 +55,8 @@ impl Watches {
     /// A notification on the canceling channel arrived.
     pub(crate) fn canceling(&self, canceling: Canceling) {
         let notice = match canceling {
-            Canceling::Builds(ids) => Notice::Canceling(ids.into()),
-            Canceling::Unknown => Notice::LookAgain,
+            Canceling::Listed(ids) => Notice::Canceling(ids.into()),
+            Canceling::TooMany => Notice::LookAgain,
         };
         // An error only means that nobody is watching.
         let _ = self.sender.send(notice);
@@ -107,11 +107,11 @@ mod tests {
     async fn a_watch_hears_only_the_cancels_of_its_builds() {
         let watches = Watches::default();
         let mut watch = watches.subscribe(&[BuildId(1), BuildId(2)]);
-        watches.canceling(Canceling::Builds(vec![BuildId(3)]));
+        watches.canceling(Canceling::Listed(vec![BuildId(3)]));
         assert!(!hears(&mut watch).await, "build 3 is not watched");
-        watches.canceling(Canceling::Builds(vec![BuildId(2), BuildId(5)]));
+        watches.canceling(Canceling::Listed(vec![BuildId(2), BuildId(5)]));
         assert!(hears(&mut watch).await, "build 2 is watched");
-        watches.canceling(Canceling::Unknown);
+        watches.canceling(Canceling::TooMany);
         assert!(hears(&mut watch).await, "an unnamed cancel may be ours");
         watches.look_again();
         assert!(hears(&mut watch).await, "after a reconnect everyone looks");
@@ -121,7 +121,7 @@ mod tests {
     async fn a_notice_sent_before_anyone_awaits_is_kept() {
         let watches = Watches::default();
         let mut watch = watches.subscribe(&[BuildId(1)]);
-        watches.canceling(Canceling::Builds(vec![BuildId(1)]));
+        watches.canceling(Canceling::Listed(vec![BuildId(1)]));
         assert!(hears(&mut watch).await);
     }
 
@@ -131,7 +131,7 @@ mod tests {
         let mut watch = watches.subscribe(&[BuildId(1)]);
         for other in 0..super::BACKLOG + 10 {
             let id = i64::try_from(other).expect("small") + 100;
-            watches.canceling(Canceling::Builds(vec![BuildId(id)]));
+            watches.canceling(Canceling::Listed(vec![BuildId(id)]));
         }
         assert!(hears(&mut watch).await, "notices were dropped for it");
     }

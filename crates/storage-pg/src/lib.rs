@@ -20,6 +20,7 @@ mod rows;
 mod runners;
 #[rustfmt::skip]
 mod schema;
+mod sessions;
 mod stats;
 mod transitions;
 mod waiting;
@@ -36,7 +37,8 @@ pub use locking::{Table, explain_claim};
 pub use logs::{LogAccount, LogCheck, LogSlice, MAX_LOG_BYTES, append_log, read_log};
 pub use migrations::{MigrationError, run_migrations};
 pub use notify::{
-    CANCELING_CHANNEL, Canceling, ListenError, Listener, Notice, PENDING_CHANNEL, Pending,
+    CANCELING_CHANNEL, Canceling, Ids, LOGS_CHANNEL, ListenError, Listener, Notice,
+    PENDING_CHANNEL, PIPELINES_CHANNEL, Pending,
 };
 pub use pool::{PgPool, connection_pool, ping};
 pub use projects::{ProjectView, create_project, list_projects, load_project};
@@ -49,6 +51,7 @@ pub use retry::SqlState;
 pub use runners::{
     RunnerListing, RunnerView, authenticate_runner, list_runners, register_runner, retire_runner,
 };
+pub use sessions::{SessionView, create_session, delete_session, load_session};
 pub use stats::{TransitionKind, TxStats, TxStatsSnapshot};
 pub use transitions::{
     Acquired, AcquiredBuild, AcquiredDeployment, Applied, CreatedPipeline, GroupSettings,

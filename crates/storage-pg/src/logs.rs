@@ -20,6 +20,8 @@ pub struct LogSlice {
     pub next_offset: u64,
     /// The build has finished and this slice reached the end of its log: nothing more will come.
     pub complete: bool,
+    /// Where the log ended when it was read.
+    pub end: u64,
 }
 
 const APPEND_SQL: &str = include_str!("logs/append.sql");
@@ -308,6 +310,7 @@ pub fn read_log(
         data,
         next_offset,
         complete: status.is_terminal() && next_offset == end,
+        end,
     })
 }
 

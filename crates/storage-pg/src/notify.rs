@@ -1,12 +1,12 @@
-//! The channels that wake runners waiting for work or watching their builds, and the listener
-//! that hears both.
+//! The channels that wake runners waiting for work or watching their builds and keep the
+//! dashboard's pages live, and the listener that hears them all.
 //!
 //! The listener is the one asynchronous part of this crate: a LISTEN must hold its connection
 //! open and be told of notifications as they arrive, which diesel's blocking connection cannot do
 //! without a thread per listener, so it runs on tokio-postgres. It only ever sends `LISTEN`.
 
 use futures_util::{Stream, StreamExt};
-use lockstep_domain::BuildId;
+use lockstep_domain::{BuildId, PipelineId};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use tokio_postgres::{AsyncMessage, NoTls};
@@ -36,6 +36,14 @@ pub enum ListenError {
 /// `canceling`, comma-separated, or an empty payload when there were too many to list.
 pub const CANCELING_CHANNEL: &str = "lockstep_builds_canceling";
 
+/// PostgreSQL NOTIFY channel that fires, after commit, whenever builds are inserted or change
+/// status, with the ids of their pipelines (the `dashboard` migration).
+pub const PIPELINES_CHANNEL: &str = "lockstep_pipelines_changed";
+
+/// PostgreSQL NOTIFY channel that fires, after commit, whenever build logs grow, with the ids of
+/// those builds (the `dashboard` migration).
+pub const LOGS_CHANNEL: &str = "lockstep_build_logs";
+
 /// What one notification on [`PENDING_CHANNEL`] says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pending {
@@ -45,25 +53,33 @@ pub enum Pending {
     Unknown,
 }
 
-/// What one notification on [`CANCELING_CHANNEL`] says.
+/// The ids a notification names: those of [`CANCELING_CHANNEL`], [`PIPELINES_CHANNEL`] and
+/// [`LOGS_CHANNEL`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Canceling {
-    /// These builds turned `canceling`, in ascending id.
-    Builds(Vec<BuildId>),
-    /// Builds turned `canceling`, too many to name: every watch looks again.
-    Unknown,
+pub enum Ids<T> {
+    /// These, in the order the trigger listed them.
+    Listed(Vec<T>),
+    /// Too many to name: everyone concerned looks again.
+    TooMany,
 }
+
+/// What one notification on [`CANCELING_CHANNEL`] says: the builds that turned `canceling`.
+pub type Canceling = Ids<BuildId>;
 
 /// One notification, by channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
     Pending(Pending),
     Canceling(Canceling),
+    /// Builds of these pipelines were inserted or changed status.
+    Pipelines(Ids<PipelineId>),
+    /// The logs of these builds grew.
+    Logs(Ids<BuildId>),
 }
 
 type Messages = Pin<Box<dyn Stream<Item = Result<AsyncMessage, tokio_postgres::Error>> + Send>>;
 
-/// A connection of its own that LISTENs on [`PENDING_CHANNEL`] and [`CANCELING_CHANNEL`]. Its
+/// A connection of its own that LISTENs on every channel above. Its
 /// connection makes progress only while [`Listener::next`] is awaited, so a caller keeps
 /// awaiting it.
 pub struct Listener {
@@ -81,14 +97,17 @@ impl std::fmt::Debug for Listener {
 }
 
 impl Listener {
-    /// Connects to `database_url` and LISTENs. Once this returns, every build made pending or
-    /// canceling by a later commit is announced to [`Listener::next`].
+    /// Connects to `database_url` and LISTENs. Once this returns, every change a later commit
+    /// makes that a channel covers is announced to [`Listener::next`].
     pub async fn connect(database_url: &str) -> Result<Self, ListenError> {
         let (client, mut connection) = tokio_postgres::connect(database_url, NoTls).await?;
         let mut messages: Messages = Box::pin(futures_util::stream::poll_fn(move |cx| {
             connection.poll_message(cx)
         }));
-        let statement = format!("LISTEN {PENDING_CHANNEL}; LISTEN {CANCELING_CHANNEL}");
+        let statement = format!(
+            "LISTEN {PENDING_CHANNEL}; LISTEN {CANCELING_CHANNEL}; \
+             LISTEN {PIPELINES_CHANNEL}; LISTEN {LOGS_CHANNEL}"
+        );
         let mut early = VecDeque::new();
         {
             // The connection only makes progress while its messages are polled, so drive both.
@@ -113,7 +132,7 @@ impl Listener {
         })
     }
 
-    /// Waits for the next notification on either channel.
+    /// Waits for the next notification on any channel.
     pub async fn next(&mut self) -> Result<Notice, ListenError> {
         if let Some(early) = self.early.pop_front() {
             return Ok(early);
@@ -138,31 +157,32 @@ fn notice(message: &AsyncMessage) -> Option<Notice> {
         return None;
     };
     let payload = notification.payload();
-    Some(if notification.channel() == CANCELING_CHANNEL {
-        Notice::Canceling(canceling(payload))
-    } else {
-        Notice::Pending(match payload.parse::<u64>() {
+    Some(match notification.channel() {
+        CANCELING_CHANNEL => Notice::Canceling(ids(payload, BuildId)),
+        PIPELINES_CHANNEL => Notice::Pipelines(ids(payload, PipelineId)),
+        LOGS_CHANNEL => Notice::Logs(ids(payload, BuildId)),
+        _ => Notice::Pending(match payload.parse::<u64>() {
             Ok(builds) => Pending::Builds(builds),
             Err(_) => Pending::Unknown,
-        })
+        }),
     })
 }
 
-/// The ids of a canceling notification; anything unreadable counts as "too many to name".
-fn canceling(payload: &str) -> Canceling {
-    let ids: Result<Vec<BuildId>, _> = payload
+/// The ids of a notification; anything unreadable counts as "too many to name".
+fn ids<T>(payload: &str, id: fn(i64) -> T) -> Ids<T> {
+    let ids: Result<Vec<T>, _> = payload
         .split(',')
-        .map(|id| id.parse::<i64>().map(BuildId))
+        .map(|text| text.parse::<i64>().map(id))
         .collect();
     match ids {
-        Ok(ids) if !payload.is_empty() => Canceling::Builds(ids),
-        _ => Canceling::Unknown,
+        Ok(ids) if !payload.is_empty() => Ids::Listed(ids),
+        _ => Ids::TooMany,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{CANCELING_CHANNEL, Canceling, PENDING_CHANNEL, canceling};
+    use super::{CANCELING_CHANNEL, Ids, LOGS_CHANNEL, PENDING_CHANNEL, PIPELINES_CHANNEL, ids};
     use lockstep_domain::BuildId;
 
     const MIGRATION: &str =
@@ -171,6 +191,8 @@ mod tests {
         include_str!("../../../migrations/2026-11-27-000000_notify_pending_count/up.sql");
     const CANCELING_MIGRATION: &str =
         include_str!("../../../migrations/2026-12-01-000003_notify_canceling/up.sql");
+    const DASHBOARD_MIGRATION: &str =
+        include_str!("../../../migrations/2026-12-02-000001_dashboard/up.sql");
 
     /// The triggers spell the channel as a literal; it must be this constant.
     #[test]
@@ -196,12 +218,37 @@ mod tests {
     }
 
     #[test]
-    fn a_canceling_payload_names_builds_or_asks_everyone_to_look() {
+    fn the_dashboard_triggers_notify_the_exported_channels() {
+        for (call, count) in [
+            (format!("pg_notify('{PENDING_CHANNEL}', builds::text)"), 2),
+            (
+                format!("pg_notify('{CANCELING_CHANNEL}', lockstep_id_list(canceling))"),
+                1,
+            ),
+            (
+                format!("pg_notify('{PIPELINES_CHANNEL}', lockstep_id_list(pipelines))"),
+                2,
+            ),
+            (
+                format!("pg_notify('{LOGS_CHANNEL}', lockstep_id_list(builds))"),
+                1,
+            ),
+        ] {
+            assert_eq!(
+                DASHBOARD_MIGRATION.matches(&call).count(),
+                count,
+                "`{call}`"
+            );
+        }
+    }
+
+    #[test]
+    fn a_payload_names_ids_or_asks_everyone_to_look() {
         assert_eq!(
-            canceling("3,17"),
-            Canceling::Builds(vec![BuildId(3), BuildId(17)])
+            ids("3,17", BuildId),
+            Ids::Listed(vec![BuildId(3), BuildId(17)])
         );
-        assert_eq!(canceling(""), Canceling::Unknown);
-        assert_eq!(canceling("3,x"), Canceling::Unknown);
+        assert_eq!(ids("", BuildId), Ids::TooMany);
+        assert_eq!(ids("3,x", BuildId), Ids::TooMany);
     }
 }

@@ -40,6 +40,8 @@ pub struct PipelineSummary {
 pub struct PipelineQuery {
     /// Only pipelines in this status.
     pub status: Option<PipelineStatus>,
+    /// Only pipelines of this branch or tag.
+    pub git_ref: Option<String>,
     /// Only pipelines older than this one (ids grow with time): the last id of the previous page.
     pub before: Option<PipelineId>,
     /// At most this many pipelines.
@@ -181,6 +183,9 @@ pub fn list_pipelines(
         }
         if let Some(before) = query.before {
             select = select.filter(pipelines::id.lt(before.0));
+        }
+        if let Some(git_ref) = &query.git_ref {
+            select = select.filter(pipelines::ref_.eq(git_ref));
         }
         let rows = select.load::<PipelineRow>(conn)?;
         // A pipeline proves its project exists; only an empty page needs to ask. Projects are

@@ -147,6 +147,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    web_sessions (token_hash) {
+        token_hash -> Bytea,
+        csrf_token -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(build_log_checks -> ci_builds (build_id));
 diesel::joinable!(build_log_chunks -> ci_builds (build_id));
 diesel::joinable!(ci_builds -> pipelines (pipeline_id));
@@ -172,4 +181,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     projects,
     resource_groups,
     runners,
+    web_sessions,
 );

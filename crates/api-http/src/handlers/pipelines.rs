@@ -218,15 +218,19 @@ pub(crate) async fn get(
     Ok(axum::Json(Pipeline::read(pipeline, waiting)))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// Only pipelines in this status.
-    status: Option<String>,
+    pub(crate) status: Option<String>,
+    /// Only pipelines of this branch or tag.
+    #[serde(rename = "ref")]
+    #[param(rename = "ref")]
+    pub(crate) git_ref: Option<String>,
     /// At most this many, 1 to 100 (default 20).
-    limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// Only pipelines older than this id: pass the last id of the previous page.
-    before: Option<i64>,
+    pub(crate) before: Option<i64>,
 }
 
 /// A project's pipelines, newest first, a page at a time.
@@ -251,7 +255,7 @@ pub(crate) async fn list(
     ))
 }
 
-fn page(query: ListQuery) -> Result<PipelineQuery, ApiError> {
+pub(crate) fn page(query: ListQuery) -> Result<PipelineQuery, ApiError> {
     let status = query
         .status
         .map(|s| {
@@ -272,6 +276,7 @@ fn page(query: ListQuery) -> Result<PipelineQuery, ApiError> {
     }
     Ok(PipelineQuery {
         status,
+        git_ref: query.git_ref,
         before: query.before.map(PipelineId),
         limit,
     })

@@ -8,6 +8,7 @@ mod bad_input;
 mod batch;
 mod concurrency;
 mod contract;
+mod dashboard;
 mod log_checks;
 mod long_poll;
 mod pipeline_files;

@@ -128,7 +128,12 @@ impl TestApp {
             As::Header(value) => request = request.header("authorization", value),
             As::Anonymous => {}
         }
-        let request = request.body(body.into()).expect("a valid request");
+        self.request(request.body(body.into()).expect("a valid request"))
+            .await
+    }
+
+    /// Sends a request made by the test, headers and all.
+    pub(crate) async fn request(&self, request: Request<Body>) -> Answer {
         let response = self
             .router
             .clone()

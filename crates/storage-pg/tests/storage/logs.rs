@@ -64,6 +64,7 @@ fn appends_continue_where_the_log_ends_and_read_back_whole() {
             data: b"hello big world".to_vec(),
             next_offset: 15,
             complete: false,
+            end: 15,
         }
     );
 }
@@ -73,6 +74,11 @@ fn a_read_stitches_slices_across_chunk_boundaries() {
     let (mut f, build, runner) = running();
     hello_big_world(&mut f, build, runner);
     let read = |f: &mut Fixture, offset, max| read_log(&mut f.conn, build, offset, max).unwrap();
+    assert_eq!(
+        read(&mut f, 3, 2).end,
+        15,
+        "a slice says where the whole log ends"
+    );
 
     // Starts inside the first chunk, spans the second, ends inside the third.
     let middle = read(&mut f, 3, 9);

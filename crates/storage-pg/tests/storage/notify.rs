@@ -1,5 +1,5 @@
-//! The pending-build and canceling-build channels: which writes wake listening runners and
-//! watches, and which stay silent.
+//! The notification channels: which writes wake listening runners and watches or refresh the
+//! dashboard's live pages, and which stay silent.
 
 use crate::support::{Fixture, JobExt, LEASE, job, now};
 use diesel::pg::PgConnection;
@@ -7,15 +7,20 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use lockstep_domain::{BuildResult, When};
 use lockstep_storage_pg::{
-    CANCELING_CHANNEL, Canceling, Listener, Notice, PENDING_CHANNEL, Pending,
+    CANCELING_CHANNEL, Canceling, Ids, LOGS_CHANNEL, Listener, Notice, PENDING_CHANNEL,
+    PIPELINES_CHANNEL, Pending, append_log,
 };
 use std::time::{Duration, Instant};
 
 const SENTINEL: &str = "sentinel";
 
 fn listen(f: &Fixture) -> PgConnection {
+    listen_on(f, PENDING_CHANNEL)
+}
+
+fn listen_on(f: &Fixture, channel: &str) -> PgConnection {
     let mut listener = f.db.connect();
-    diesel::sql_query(format!("LISTEN {PENDING_CHANNEL}"))
+    diesel::sql_query(format!("LISTEN {channel}"))
         .execute(&mut listener)
         .expect("listen");
     listener
@@ -39,8 +44,19 @@ impl BlockingListener {
         Self { runtime, listener }
     }
 
-    /// The next notification, within 10 s.
+    /// The next notification for runners (pending or canceling), within 10 s: the dashboard's
+    /// channels are left to [`Self::next_any`].
     fn next(&mut self) -> Notice {
+        loop {
+            let notice = self.next_any();
+            if matches!(notice, Notice::Pending(_) | Notice::Canceling(_)) {
+                return notice;
+            }
+        }
+    }
+
+    /// The next notification on any channel, within 10 s.
+    fn next_any(&mut self) -> Notice {
         // The timer must be made inside the runtime, so the timeout goes in an async block.
         let listener = &mut self.listener;
         let wait = async { tokio::time::timeout(Duration::from_secs(10), listener.next()).await };
@@ -172,7 +188,7 @@ fn canceling_running_builds_names_them_on_the_canceling_channel() {
     let notice = listener.next();
     let mut ids = vec![first.id, second.id];
     ids.sort();
-    assert_eq!(notice, Notice::Canceling(Canceling::Builds(ids)));
+    assert_eq!(notice, Notice::Canceling(Canceling::Listed(ids)));
 }
 
 #[test]
@@ -218,11 +234,90 @@ fn a_cancel_of_too_many_builds_to_name_asks_every_watch_to_look() {
         .expect("cancel the pipeline");
     let notice = listener.next();
     let named = match &notice {
-        Notice::Canceling(Canceling::Builds(ids)) => ids.len(),
+        Notice::Canceling(Canceling::Listed(ids)) => ids.len(),
         _ => 0,
     };
     assert!(
-        notice == Notice::Canceling(Canceling::Unknown),
+        notice == Notice::Canceling(Canceling::TooMany),
         "expected an unnamed cancel, got {named} ids"
+    );
+}
+
+#[test]
+fn creating_claiming_and_finishing_name_the_pipeline_but_heartbeats_do_not() {
+    let mut f = Fixture::new();
+    let mut listener = listen_on(&f, PIPELINES_CHANNEL);
+    let created = f.create(vec![job("a")]);
+    let pipeline = created.id.0.to_string();
+    assert_eq!(
+        received(&mut f.conn, &mut listener, PIPELINES_CHANNEL),
+        [pipeline.as_str()]
+    );
+    let build = f.acquire().expect("a is pending");
+    assert_eq!(
+        received(&mut f.conn, &mut listener, PIPELINES_CHANNEL),
+        [pipeline.as_str()]
+    );
+    let runner = f.runner;
+    f.tx()
+        .heartbeat(build.id, runner, LEASE, now())
+        .expect("heartbeat");
+    assert_eq!(
+        received(&mut f.conn, &mut listener, PIPELINES_CHANNEL),
+        Vec::<String>::new()
+    );
+    f.tx()
+        .finish(build.id, runner, BuildResult::Success, now())
+        .expect("finish");
+    assert_eq!(
+        received(&mut f.conn, &mut listener, PIPELINES_CHANNEL),
+        [pipeline.as_str()]
+    );
+}
+
+#[test]
+fn a_log_append_names_its_build_and_an_empty_one_is_silent() {
+    let mut f = Fixture::new();
+    f.create(vec![job("a")]);
+    let build = f.acquire().expect("a is pending");
+    let mut listener = listen_on(&f, LOGS_CHANNEL);
+    let runner = f.runner;
+    append_log(&mut f.conn, build.id, runner, 0, b"").expect("ask where the log ends");
+    assert_eq!(
+        received(&mut f.conn, &mut listener, LOGS_CHANNEL),
+        Vec::<String>::new()
+    );
+    append_log(&mut f.conn, build.id, runner, 0, b"hello\n").expect("append");
+    assert_eq!(
+        received(&mut f.conn, &mut listener, LOGS_CHANNEL),
+        [build.id.0.to_string()]
+    );
+}
+
+/// The server's listener hears the dashboard's channels beside the runners' ones.
+#[test]
+fn the_listener_hears_pipeline_and_log_notices() {
+    let mut f = Fixture::new();
+    let mut listener = BlockingListener::connect(&f);
+    let created = f.create(vec![job("a")]);
+    assert_eq!(
+        listener.next_any(),
+        Notice::Pending(Pending::Builds(1)),
+        "the pending wake-up is sent first, by the same trigger"
+    );
+    assert_eq!(
+        listener.next_any(),
+        Notice::Pipelines(Ids::Listed(vec![created.id]))
+    );
+    let build = f.acquire().expect("a is pending");
+    assert_eq!(
+        listener.next_any(),
+        Notice::Pipelines(Ids::Listed(vec![created.id]))
+    );
+    let runner = f.runner;
+    append_log(&mut f.conn, build.id, runner, 0, b"x").expect("append");
+    assert_eq!(
+        listener.next_any(),
+        Notice::Logs(Ids::Listed(vec![build.id]))
     );
 }

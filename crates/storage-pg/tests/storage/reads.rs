@@ -13,6 +13,7 @@ fn ids(page: &[lockstep_storage_pg::PipelineSummary]) -> Vec<PipelineId> {
 fn query(limit: u32) -> PipelineQuery {
     PipelineQuery {
         status: None,
+        git_ref: None,
         before: None,
         limit,
     }
@@ -123,4 +124,25 @@ fn pipelines_of_an_unknown_project_are_not_found() {
     let mut f = Fixture::new();
     let err = list_pipelines(&mut f.conn, ProjectId(404), &query(10)).unwrap_err();
     assert!(not_found(&err, "project", 404), "{err}");
+}
+
+#[test]
+fn pipelines_filter_by_ref() {
+    let mut f = Fixture::new();
+    let main = f.create(vec![job("a")]).id;
+    let feature = f.create_on("feature/x", vec![job("a")]).id;
+    let on = |f: &mut Fixture, git_ref: &str| {
+        let query = PipelineQuery {
+            git_ref: Some(git_ref.to_owned()),
+            ..query(10)
+        };
+        ids(&list_pipelines(&mut f.conn, f.project, &query).unwrap())
+    };
+    assert_eq!(on(&mut f, "main"), [main]);
+    assert_eq!(on(&mut f, "feature/x"), [feature]);
+    assert_eq!(
+        on(&mut f, "feature"),
+        [PipelineId(0); 0],
+        "a ref is matched whole"
+    );
 }

@@ -50,6 +50,11 @@ impl Fixture {
     }
 
     pub(crate) fn create(&mut self, jobs: Vec<JobDefinition>) -> CreatedPipeline {
+        self.create_on("main", jobs)
+    }
+
+    /// [`Self::create`] on branch or tag `git_ref`.
+    pub(crate) fn create_on(&mut self, git_ref: &str, jobs: Vec<JobDefinition>) -> CreatedPipeline {
         let definition = PipelineDefinition { jobs }
             .validate()
             .expect("valid definition");
@@ -58,7 +63,7 @@ impl Fixture {
             .create_pipeline(
                 &NewPipeline {
                     project,
-                    git_ref: "main",
+                    git_ref,
                     sha: Some("abc123"),
                     definition: &definition,
                     // Tests of other things put pipelines side by side on one ref;

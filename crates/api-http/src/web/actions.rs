@@ -1,0 +1,103 @@
+//! The dashboard's buttons: each a form POST carrying the session's CSRF token, running the same
+//! transition as the JSON API, then sending the browser back to the page it came from.
+
+use crate::app::AppState;
+use crate::blocking::with_conn;
+use crate::extract::Path;
+use crate::web::session::CsrfForm;
+use crate::web::{PageError, PageResult, Viewer, see_other};
+use axum::Form;
+use axum::extract::State;
+use axum::extract::rejection::FormRejection;
+use chrono::Utc;
+use lockstep_domain::{BuildId, PipelineId};
+use lockstep_storage_pg::{StorageError, Transitions};
+
+/// Checks the form's CSRF token before anything else is read or done.
+fn checked(viewer: &Viewer, form: Result<Form<CsrfForm>, FormRejection>) -> Result<(), PageError> {
+    let csrf = form.map(|Form(form)| form.csrf).unwrap_or_default();
+    viewer.check(&csrf)
+}
+
+/// `POST /pipelines/{id}/cancel`.
+pub(crate) async fn cancel_pipeline(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> PageResult {
+    checked(&viewer, form)?;
+    with_conn(&state, move |conn, stats| {
+        Transitions::new(conn, stats).cancel_pipeline(PipelineId(id), Utc::now())
+    })
+    .await?;
+    Ok(see_other(&format!("/pipelines/{id}")))
+}
+
+/// `POST /pipelines/{id}/retry`.
+pub(crate) async fn retry_pipeline(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> PageResult {
+    checked(&viewer, form)?;
+    with_conn(&state, move |conn, stats| {
+        Transitions::new(conn, stats).retry_pipeline(PipelineId(id), Utc::now())
+    })
+    .await?;
+    Ok(see_other(&format!("/pipelines/{id}")))
+}
+
+/// `POST /builds/{id}/cancel`.
+pub(crate) async fn cancel_build(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> PageResult {
+    checked(&viewer, form)?;
+    with_conn(&state, move |conn, stats| {
+        Transitions::new(conn, stats).cancel_build(BuildId(id), Utc::now())
+    })
+    .await?;
+    Ok(see_other(&format!("/builds/{id}")))
+}
+
+/// `POST /builds/{id}/play`.
+pub(crate) async fn play_build(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> PageResult {
+    checked(&viewer, form)?;
+    with_conn(&state, move |conn, stats| {
+        Transitions::new(conn, stats).play_build(BuildId(id), Utc::now())
+    })
+    .await?;
+    Ok(see_other(&format!("/builds/{id}")))
+}
+
+/// `POST /builds/{id}/retry`: the browser goes on to the new attempt.
+pub(crate) async fn retry_build(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> PageResult {
+    checked(&viewer, form)?;
+    let new = with_conn(&state, move |conn, stats| {
+        let applied = Transitions::new(conn, stats).retry_build(BuildId(id), Utc::now())?;
+        applied
+            .new_builds
+            .iter()
+            .find(|(copied, _)| *copied == BuildId(id))
+            .map(|(_, new)| *new)
+            .ok_or_else(|| {
+                StorageError::Corrupt(format!("retrying build {id} made no new attempt"))
+            })
+    })
+    .await?;
+    Ok(see_other(&format!("/builds/{}", new.0)))
+}
