@@ -10,11 +10,16 @@
 //! A page subscribes before it reads, so a change committed after that read is always heard.
 //! When the listener reconnects (notices may have been lost meanwhile), or a page falls so far
 //! behind that the channel dropped notices for it, the page reads again.
+//!
+//! The triggers send those notifications only while some replica says it has pages open
+//! (`presence.rs`), so [`Live`] also counts the open pages.
 
 use lockstep_domain::{BuildId, PipelineId};
 use lockstep_storage_pg::Ids;
 use std::sync::Arc;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
+
+pub(crate) mod presence;
 
 /// Notices kept for pages that have not read them yet; a page further behind reads again.
 const BACKLOG: usize = 1024;
@@ -59,12 +64,15 @@ impl Change {
 #[derive(Debug)]
 pub(crate) struct Live {
     sender: broadcast::Sender<Change>,
+    /// How many pages are open: one per [`Subscription`] alive.
+    open: Arc<watch::Sender<usize>>,
 }
 
 impl Default for Live {
     fn default() -> Self {
         Self {
             sender: broadcast::Sender::new(BACKLOG),
+            open: Arc::new(watch::Sender::new(0)),
         }
     }
 }
@@ -72,9 +80,16 @@ impl Default for Live {
 impl Live {
     /// Starts listening: changes announced from now on are kept for [`Subscription::next`].
     pub(crate) fn subscribe(&self) -> Subscription {
+        self.open.send_modify(|open| *open += 1);
         Subscription {
             receiver: self.sender.subscribe(),
+            open: Arc::clone(&self.open),
         }
+    }
+
+    /// The number of open pages, as it changes.
+    pub(crate) fn open_pages(&self) -> watch::Receiver<usize> {
+        self.open.subscribe()
     }
 
     /// A notification on the pipelines channel arrived.
@@ -108,6 +123,13 @@ impl Live {
 #[derive(Debug)]
 pub(crate) struct Subscription {
     receiver: broadcast::Receiver<Change>,
+    open: Arc<watch::Sender<usize>>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.open.send_modify(|open| *open = open.saturating_sub(1));
+    }
 }
 
 impl Subscription {
@@ -162,6 +184,19 @@ mod tests {
             )]));
         }
         assert_eq!(page.next().await, Some(Change::Everything));
+    }
+
+    #[test]
+    fn open_pages_are_counted_while_subscribed() {
+        let live = Live::default();
+        let pages = live.open_pages();
+        let first = live.subscribe();
+        let second = live.subscribe();
+        assert_eq!(*pages.borrow(), 2);
+        drop(first);
+        assert_eq!(*pages.borrow(), 1);
+        drop(second);
+        assert_eq!(*pages.borrow(), 0);
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod migrations;
 mod notify;
 mod pool;
 mod prepared;
+mod presence;
 mod projects;
 mod reads;
 mod resource_groups;
@@ -41,6 +42,7 @@ pub use notify::{
     PENDING_CHANNEL, PIPELINES_CHANNEL, Pending,
 };
 pub use pool::{PgPool, connection_pool, ping};
+pub use presence::{older_transactions_done, register_viewers, unregister_viewers};
 pub use projects::{ProjectView, create_project, list_projects, load_project};
 pub use reads::{
     BuildView, DeploymentView, PipelineQuery, PipelineSummary, PipelineView, count_pending_builds,

@@ -91,6 +91,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    live_viewers (replica) {
+        replica -> Text,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     pipeline_refs (id) {
         id -> Int8,
         project_id -> Int8,
@@ -176,6 +183,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     ci_job_definitions,
     deployments,
     environments,
+    live_viewers,
     pipeline_refs,
     pipelines,
     projects,

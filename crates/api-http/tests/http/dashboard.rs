@@ -354,3 +354,74 @@ async fn a_finished_builds_stream_sends_its_log_with_offsets_then_ends() {
         "Last-Event-ID wins: {resumed}"
     );
 }
+
+/// An open live page makes its replica register in `live_viewers`, which turns the dashboard's
+/// notifications on; the page then hears a change made through the API, and the server's
+/// shutdown ends the stream.
+#[tokio::test]
+async fn an_open_live_page_turns_notifications_on_and_hears_a_cancel() {
+    use diesel::prelude::*;
+    let app = TestApp::new();
+    let session = sign_in(&app).await;
+    let project = app.project("web").await;
+    let pipeline = app
+        .pipeline(project, json!([{ "name": "a", "script": ["true"] }]))
+        .await;
+    let id = pipeline["id"].as_i64().expect("an id");
+    let served = app.serve().await;
+    let mut stream = reqwest::Client::new()
+        .get(served.url(&format!("/pipelines/{id}/live")))
+        .header("cookie", &session.cookie)
+        .send()
+        .await
+        .expect("a stream");
+    assert_eq!(
+        stream
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    let mut seen = String::new();
+    let mut read_until = async |needle: &str, seen: &mut String| {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !seen.contains(needle) {
+            let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no `{needle}` in time: {seen}"))
+                .expect("a chunk")
+                .expect("the stream is open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    read_until("event: fragment", &mut seen).await;
+    let mut conn = app.db.connect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let rows: i64 =
+            diesel::sql_query("SELECT count(*) AS n FROM live_viewers WHERE expires_at > now()")
+                .get_result::<Count>(&mut conn)
+                .expect("count")
+                .n;
+        if rows == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never registered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    seen.clear();
+    app.post(&format!("/api/v1/pipelines/{id}/cancel"), &json!({}))
+        .await
+        .expect(StatusCode::OK);
+    read_until(r#"data-status="canceled""#, &mut seen).await;
+    served.shut_down().await;
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}

@@ -8,7 +8,7 @@ use diesel::sql_types::Text;
 use lockstep_domain::{BuildResult, When};
 use lockstep_storage_pg::{
     CANCELING_CHANNEL, Canceling, Ids, LOGS_CHANNEL, Listener, Notice, PENDING_CHANNEL,
-    PIPELINES_CHANNEL, Pending, append_log,
+    PIPELINES_CHANNEL, Pending, append_log, older_transactions_done, register_viewers,
 };
 use std::time::{Duration, Instant};
 
@@ -243,9 +243,15 @@ fn a_cancel_of_too_many_builds_to_name_asks_every_watch_to_look() {
     );
 }
 
+/// The dashboard's channels are sent only while a replica says it has live pages open.
+fn open_a_page(f: &mut Fixture) {
+    register_viewers(&mut f.conn, "a-replica", 60).expect("register");
+}
+
 #[test]
 fn creating_claiming_and_finishing_name_the_pipeline_but_heartbeats_do_not() {
     let mut f = Fixture::new();
+    open_a_page(&mut f);
     let mut listener = listen_on(&f, PIPELINES_CHANNEL);
     let created = f.create(vec![job("a")]);
     let pipeline = created.id.0.to_string();
@@ -278,6 +284,7 @@ fn creating_claiming_and_finishing_name_the_pipeline_but_heartbeats_do_not() {
 #[test]
 fn a_log_append_names_its_build_and_an_empty_one_is_silent() {
     let mut f = Fixture::new();
+    open_a_page(&mut f);
     f.create(vec![job("a")]);
     let build = f.acquire().expect("a is pending");
     let mut listener = listen_on(&f, LOGS_CHANNEL);
@@ -298,6 +305,7 @@ fn a_log_append_names_its_build_and_an_empty_one_is_silent() {
 #[test]
 fn the_listener_hears_pipeline_and_log_notices() {
     let mut f = Fixture::new();
+    open_a_page(&mut f);
     let mut listener = BlockingListener::connect(&f);
     let created = f.create(vec![job("a")]);
     assert_eq!(
@@ -320,4 +328,65 @@ fn the_listener_hears_pipeline_and_log_notices() {
         listener.next_any(),
         Notice::Logs(Ids::Listed(vec![build.id]))
     );
+}
+
+#[test]
+fn nothing_is_sent_to_pages_while_no_replica_has_one_open() {
+    let mut f = Fixture::new();
+    let mut pipelines = listen_on(&f, PIPELINES_CHANNEL);
+    let mut logs = listen_on(&f, LOGS_CHANNEL);
+    f.create(vec![job("a"), job("b")]);
+    let build = f.acquire().expect("a is pending");
+    let runner = f.runner;
+    append_log(&mut f.conn, build.id, runner, 0, b"x").expect("append");
+    assert_eq!(
+        received(&mut f.conn, &mut pipelines, PIPELINES_CHANNEL),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        received(&mut f.conn, &mut logs, LOGS_CHANNEL),
+        Vec::<String>::new()
+    );
+
+    // A registration that has run out counts as none.
+    register_viewers(&mut f.conn, "gone", 0).expect("register");
+    f.acquire().expect("b is pending");
+    assert_eq!(
+        received(&mut f.conn, &mut pipelines, PIPELINES_CHANNEL),
+        Vec::<String>::new()
+    );
+
+    // The negative control: with a page open, the same writes are announced.
+    open_a_page(&mut f);
+    append_log(&mut f.conn, build.id, runner, 1, b"y").expect("append");
+    assert_eq!(
+        received(&mut f.conn, &mut logs, LOGS_CHANNEL),
+        [build.id.0.to_string().as_str()]
+    );
+}
+
+/// A replica waits out the transactions that may have run their trigger before its
+/// registration was visible: until they end, `older_transactions_done` says no.
+#[test]
+fn a_registration_waits_out_the_transactions_already_running() {
+    let mut f = Fixture::new();
+    let mut other = f.db.connect();
+    diesel::sql_query("BEGIN")
+        .execute(&mut other)
+        .expect("begin");
+    // An id is assigned at the first write.
+    diesel::sql_query("SELECT pg_current_xact_id()")
+        .execute(&mut other)
+        .expect("an xid");
+    let horizon = register_viewers(&mut f.conn, "a-replica", 60).expect("register");
+    assert!(!older_transactions_done(&mut f.conn, horizon).expect("look"));
+    diesel::sql_query("COMMIT")
+        .execute(&mut other)
+        .expect("commit");
+    // Other tests' transactions may share the server and end a moment later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !older_transactions_done(&mut f.conn, horizon).expect("look") {
+        assert!(Instant::now() < deadline, "older transactions never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
