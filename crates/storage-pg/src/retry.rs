@@ -2,6 +2,8 @@
 //!
 //! Every use case runs its body through [`transaction`]: the whole body is re-run from the start
 //! in a fresh transaction, never resumed, so a retried transition commits whole or not at all.
+//! A body that plans ([`planned_transaction`]) is also told whether an earlier attempt's plan
+//! was overtaken, so that it can lock before it plans and not be overtaken again.
 
 use crate::{StorageError, TransitionKind, TxStats};
 use diesel::connection::Connection;
@@ -56,6 +58,19 @@ impl SqlState {
     }
 }
 
+/// How an attempt of a transition plans, relative to its row locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Planning {
+    /// Plan from a plain read, then lock exactly what the plan changes and check it is unchanged:
+    /// the fewest locks, and the first attempt of every transaction.
+    Optimistic,
+    /// An earlier attempt's rows changed under its plan ([`SqlState::PlanChanged`]). Planning
+    /// optimistically again can be overtaken again, and under load it was, five times in a row;
+    /// so lock everything the plan could need first, in the canonical order, and plan from the
+    /// rows as locked.
+    LockFirst,
+}
+
 /// Runs `body` in a transaction, retrying it whole on a retryable error. Counts the retries;
 /// the caller counts the transition, since only it knows whether anything changed.
 pub(crate) fn transaction<T>(
@@ -64,9 +79,22 @@ pub(crate) fn transaction<T>(
     kind: TransitionKind,
     mut body: impl FnMut(&mut PgConnection) -> Result<T, StorageError>,
 ) -> Result<T, StorageError> {
+    planned_transaction(conn, stats, kind, |conn, _| body(conn))
+}
+
+/// [`transaction`] for a body that plans: each attempt is told how to plan. Every attempt after
+/// one that failed with [`SqlState::PlanChanged`] plans [`Planning::LockFirst`]; a deadlock or a
+/// serialization failure alone does not change how the next attempt plans.
+pub(crate) fn planned_transaction<T>(
+    conn: &mut PgConnection,
+    stats: &TxStats,
+    kind: TransitionKind,
+    mut body: impl FnMut(&mut PgConnection, Planning) -> Result<T, StorageError>,
+) -> Result<T, StorageError> {
     let mut attempt = 1;
+    let mut planning = Planning::Optimistic;
     loop {
-        let error = match conn.transaction(&mut body) {
+        let error = match conn.transaction(|conn| body(conn, planning)) {
             Ok(value) => return Ok(value),
             Err(error) => error,
         };
@@ -74,6 +102,9 @@ pub(crate) fn transaction<T>(
             return Err(error);
         };
         stats.observed(cause);
+        if cause == SqlState::PlanChanged {
+            planning = Planning::LockFirst;
+        }
         if attempt >= MAX_ATTEMPTS {
             stats.gave_up();
             tracing::error!(transition = kind.as_str(), attempts = attempt, %cause, "transaction gave up");
@@ -233,6 +264,35 @@ mod tests {
             (snapshot.replans, snapshot.gave_up),
             (u64::from(MAX_ATTEMPTS), 1)
         );
+    }
+
+    /// The first attempt plans optimistically, and so does a retry after a deadlock; every
+    /// attempt after a replan locks first.
+    #[test]
+    fn a_replan_makes_every_later_attempt_lock_first() {
+        let db = TestDb::new();
+        let mut conn = db.connect();
+        let stats = TxStats::default();
+        let deadlock = || {
+            StorageError::Database(DieselError::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new("deadlock detected".to_owned()),
+            ))
+        };
+        let mut seen = Vec::new();
+        let result: Result<(), _> =
+            planned_transaction(&mut conn, &stats, TransitionKind::Refresh, |_, planning| {
+                seen.push(planning);
+                match seen.len() {
+                    1 => Err(deadlock()),
+                    2 => Err(StorageError::PlanChanged),
+                    3 => Err(deadlock()),
+                    _ => Ok(()),
+                }
+            });
+        result.expect("the fourth attempt succeeds");
+        let (optimistic, lock_first) = (Planning::Optimistic, Planning::LockFirst);
+        assert_eq!(seen, [optimistic, optimistic, lock_first, lock_first]);
     }
 
     #[test]

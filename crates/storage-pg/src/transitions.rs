@@ -10,7 +10,7 @@ mod pipeline;
 pub(crate) mod snapshot;
 
 use crate::locking::{Busy, ClaimRequest, PipelineOf};
-use crate::retry::transaction;
+use crate::retry::{planned_transaction, transaction};
 use crate::{LogAccount, ResourceGroupView, StorageError, TransitionKind, TxStats};
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
@@ -147,8 +147,8 @@ impl<'a> Transitions<'a> {
         now: DateTime<Utc>,
     ) -> Result<CreatedPipeline, StorageError> {
         let kind = TransitionKind::CreatePipeline;
-        let created = transaction(self.conn, self.stats, kind, |conn| {
-            create::create(conn, new, now)
+        let created = planned_transaction(self.conn, self.stats, kind, |conn, planning| {
+            create::create(conn, new, planning, now)
         })?;
         self.stats.committed(kind);
         for _ in &created.superseded {
@@ -275,8 +275,9 @@ impl<'a> Transitions<'a> {
             runner,
             result,
         };
-        let applied = transaction(self.conn, self.stats, kind, |conn| {
-            let applied = pipeline::run_one(conn, (PipelineOf::Build(build), event), now)?;
+        let applied = planned_transaction(self.conn, self.stats, kind, |conn, planning| {
+            let request = (PipelineOf::Build(build), event);
+            let applied = pipeline::run_one(conn, request, planning, now)?;
             crate::logs::record_check(conn, build, log, &stored)?;
             Ok(applied)
         })?;
@@ -533,16 +534,16 @@ impl<'a> Transitions<'a> {
         requests: &[pipeline::Request],
         now: DateTime<Utc>,
     ) -> Result<Vec<Result<Applied, StorageError>>, StorageError> {
-        let mut answers = transaction(self.conn, self.stats, kind, |conn| {
-            pipeline::run_all(conn, requests, Busy::Skip, now)
+        let mut answers = planned_transaction(self.conn, self.stats, kind, |conn, planning| {
+            pipeline::run_all(conn, requests, Busy::Skip, planning, now)
         })?;
         let busy: Vec<usize> = (0..answers.len())
             .filter(|&i| matches!(answers[i], Answer::Busy))
             .collect();
         if !busy.is_empty() {
             let rest: Vec<pipeline::Request> = busy.iter().map(|&i| requests[i]).collect();
-            let waited = transaction(self.conn, self.stats, kind, |conn| {
-                pipeline::run_all(conn, &rest, Busy::Wait, now)
+            let waited = planned_transaction(self.conn, self.stats, kind, |conn, planning| {
+                pipeline::run_all(conn, &rest, Busy::Wait, planning, now)
             })?;
             for (i, answer) in busy.into_iter().zip(waited) {
                 answers[i] = answer;
@@ -567,8 +568,8 @@ impl<'a> Transitions<'a> {
         event: PipelineEvent,
         now: DateTime<Utc>,
     ) -> Result<Applied, StorageError> {
-        let applied = transaction(self.conn, self.stats, kind, |conn| {
-            pipeline::run_one(conn, (target, event), now)
+        let applied = planned_transaction(self.conn, self.stats, kind, |conn, planning| {
+            pipeline::run_one(conn, (target, event), planning, now)
         })?;
         if !applied.is_noop() {
             self.stats.committed(kind);

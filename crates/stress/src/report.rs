@@ -21,6 +21,9 @@ pub struct Report {
     pub deadlocks_server: i64,
     pub serialization_retries: u64,
     pub replans: u64,
+    /// Transactions that still failed after their last attempt: each is also an unexpected
+    /// error, named with its transition in `errors`.
+    pub gave_up: u64,
     /// Builds claimed at least once.
     pub acquired: u64,
     /// Claims the reaper handed back unacknowledged (their runner "never got the answer").

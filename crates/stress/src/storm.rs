@@ -12,8 +12,8 @@ use lockstep_domain::{
     ValidPipeline,
 };
 use lockstep_storage_pg::{
-    Applied, GroupSettings, LogAccount, NewPipeline, StorageError, Transitions, TxStats,
-    check_invariants, create_project, load_pipeline, register_runner,
+    Applied, GroupSettings, LogAccount, NewPipeline, StorageError, TransitionKind, Transitions,
+    TxStats, check_invariants, create_project, load_pipeline, register_runner,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -158,6 +158,7 @@ fn report(
         deadlocks_server,
         serialization_retries: stats.serialization_failures,
         replans: stats.replans,
+        gave_up: stats.gave_up,
         acquired: claims.len() as u64,
         requeued: requeues.values().sum(),
         duplicate_acquires: claims
@@ -203,7 +204,8 @@ impl Worker<'_> {
             Op::CancelPipeline => {
                 if let Some(pipeline) = self.some_pipeline() {
                     let result = self.tx().cancel_pipeline(pipeline, now);
-                    if let Some(applied) = self.check(result)
+                    if let Some(applied) =
+                        self.check(TransitionKind::CancelPipeline.as_str(), result)
                         && applied.deployments_changed > 0
                     {
                         self.shared
@@ -212,7 +214,11 @@ impl Worker<'_> {
                     }
                 }
             }
-            Op::RetryPipeline => self.on_pipeline(|tx, p| tx.retry_pipeline(p, now)),
+            Op::RetryPipeline => {
+                self.on_pipeline(TransitionKind::RetryPipeline, |tx, p| {
+                    tx.retry_pipeline(p, now)
+                });
+            }
             Op::ConfigureGroup => {
                 let (name, _, _) = GROUPS[self.rng.usize(..GROUPS.len())];
                 let settings = GroupSettings {
@@ -223,13 +229,21 @@ impl Worker<'_> {
                 let result = self
                     .tx()
                     .configure_resource_group(project, name, settings, now);
-                self.check(result);
+                self.check(TransitionKind::ConfigureResourceGroup.as_str(), result);
             }
-            Op::Refresh => self.on_pipeline(|tx, p| tx.refresh_pipeline(p, now)),
-            Op::CancelBuild => self.on_build(|tx, b| tx.cancel_build(b, now)),
-            Op::SkipBuild => self.on_build(|tx, b| tx.skip_build(b, now)),
+            Op::Refresh => {
+                self.on_pipeline(TransitionKind::Refresh, |tx, p| tx.refresh_pipeline(p, now));
+            }
+            Op::CancelBuild => {
+                self.on_build(TransitionKind::CancelBuild, |tx, b| tx.cancel_build(b, now));
+            }
+            Op::SkipBuild => {
+                self.on_build(TransitionKind::SkipBuild, |tx, b| tx.skip_build(b, now));
+            }
             Op::PlayBuild => self.play(),
-            Op::RetryBuild => self.on_build(|tx, b| tx.retry_build(b, now)),
+            Op::RetryBuild => {
+                self.on_build(TransitionKind::RetryBuild, |tx, b| tx.retry_build(b, now));
+            }
             Op::ExpireLeases => {
                 // A reaper whose clock runs up to two seconds ahead, as a replica's might: it
                 // expires leases that other threads' runners still think they hold. Its cancel
@@ -237,7 +251,8 @@ impl Worker<'_> {
                 let skew = chrono::TimeDelta::milliseconds(self.rng.i64(0..2_000));
                 let grace = Duration::from_millis(self.rng.u64(0..3_000));
                 let result = self.tx().expire_leases(now + skew, grace, 8);
-                for applied in self.check(result).unwrap_or_default() {
+                let expired = self.check(TransitionKind::ExpireLeases.as_str(), result);
+                for applied in expired.unwrap_or_default() {
                     self.count_requeues(&applied);
                     self.remember(&applied);
                 }
@@ -263,7 +278,7 @@ impl Worker<'_> {
         };
         let mut transitions = Transitions::new(&mut self.conn, &self.shared.stats);
         let result = transitions.create_pipeline(&new, Utc::now());
-        if let Some(created) = self.check(result) {
+        if let Some(created) = self.check(TransitionKind::CreatePipeline.as_str(), result) {
             let mut working = self.shared.working.lock().expect("working lock");
             working.push_back((created.id, created.builds));
             if working.len() > WORKING_SET {
@@ -278,14 +293,14 @@ impl Worker<'_> {
         let lease = Duration::from_millis(self.rng.u64(200..3_000));
         let runner = self.runner;
         let result = self.tx().acquire(runner, &[], limit, lease, Utc::now());
-        let Some(acquired) = self.check(result) else {
+        let Some(acquired) = self.check(TransitionKind::Acquire.as_str(), result) else {
             return;
         };
         // As the server does, once the builds are acquired.
         let refreshed = self
             .tx()
             .refresh_pipelines(&acquired.stale_pipelines, Utc::now());
-        self.check(refreshed);
+        self.check(TransitionKind::Refresh.as_str(), refreshed);
         for build in acquired.builds {
             *self
                 .shared
@@ -303,7 +318,10 @@ impl Worker<'_> {
             let beat = self
                 .tx()
                 .heartbeat(build.id, runner, Duration::from_secs(2), Utc::now());
-            if self.check(beat).is_some() {
+            if self
+                .check(TransitionKind::Heartbeat.as_str(), beat)
+                .is_some()
+            {
                 self.held.push(build.id);
             }
         }
@@ -344,7 +362,7 @@ impl Worker<'_> {
         } else {
             self.tx().finish(build, runner, result, Utc::now())
         };
-        self.check(outcome);
+        self.check(finish_kind(result).as_str(), outcome);
     }
 
     /// Reports several held builds at once, in random order, with mixed results.
@@ -366,8 +384,9 @@ impl Worker<'_> {
         }
         let runner = self.runner;
         let answers = self.tx().finish_all(runner, &reports, Utc::now());
-        for answer in self.check(answers).unwrap_or_default() {
-            self.check(answer);
+        // Not a transition kind of its own: one call reporting builds of several kinds.
+        for answer in self.check("finish_all", answers).unwrap_or_default() {
+            self.check("finish_all", answer);
         }
     }
 
@@ -378,12 +397,12 @@ impl Worker<'_> {
         let runner = self.runner;
         let lease = Duration::from_secs(2);
         let beat = self.tx().heartbeat(build, runner, lease, Utc::now());
-        match self.check(beat) {
+        match self.check(TransitionKind::Heartbeat.as_str(), beat) {
             Some(beat) if beat.status == BuildStatus::Canceling => {
                 let outcome = self
                     .tx()
                     .finish(build, runner, BuildResult::Canceled, Utc::now());
-                self.check(outcome);
+                self.check(TransitionKind::Abort.as_str(), outcome);
             }
             Some(_) => self.held.push(build),
             None => {}
@@ -396,7 +415,9 @@ impl Worker<'_> {
             return;
         };
         let view = load_pipeline(&mut self.conn, pipeline);
-        let Some(view) = self.check(view) else { return };
+        let Some(view) = self.check("load_pipeline", view) else {
+            return;
+        };
         let manual = view
             .builds
             .iter()
@@ -404,7 +425,7 @@ impl Worker<'_> {
             .map(|b| b.id);
         if let Some(build) = manual {
             let result = self.tx().play_build(build, Utc::now());
-            self.check(result);
+            self.check(TransitionKind::PlayBuild.as_str(), result);
         }
     }
 
@@ -424,11 +445,12 @@ impl Worker<'_> {
 
     fn on_pipeline(
         &mut self,
+        kind: TransitionKind,
         run: impl FnOnce(&mut Transitions<'_>, PipelineId) -> Result<Applied, StorageError>,
     ) {
         if let Some(pipeline) = self.some_pipeline() {
             let result = run(&mut self.tx(), pipeline);
-            if let Some(applied) = self.check(result) {
+            if let Some(applied) = self.check(kind.as_str(), result) {
                 self.remember(&applied);
             }
         }
@@ -436,11 +458,12 @@ impl Worker<'_> {
 
     fn on_build(
         &mut self,
+        kind: TransitionKind,
         run: impl FnOnce(&mut Transitions<'_>, BuildId) -> Result<Applied, StorageError>,
     ) {
         if let Some(build) = self.some_build() {
             let result = run(&mut self.tx(), build);
-            if let Some(applied) = self.check(result) {
+            if let Some(applied) = self.check(kind.as_str(), result) {
                 self.remember(&applied);
             }
         }
@@ -461,8 +484,11 @@ impl Worker<'_> {
     }
 
     /// Counts a refusal by the domain (a heartbeat or report finding its lease lost to the
-    /// reaper among them) as expected and anything else as an error.
-    fn check<T>(&self, result: Result<T, StorageError>) -> Option<T> {
+    /// reaper among them) as expected and anything else as an error, recorded with the call
+    /// that failed, so that a failure names its transition: `call` is the transition kind's
+    /// name as the storage's counters spell it (`retry_pipeline`), or what else the storm
+    /// called (`finish_all`, `load_pipeline`).
+    fn check<T>(&self, call: &str, result: Result<T, StorageError>) -> Option<T> {
         match result {
             Ok(value) => Some(value),
             Err(StorageError::Transition(_)) => {
@@ -474,10 +500,24 @@ impl Worker<'_> {
                     .errors
                     .lock()
                     .expect("errors lock")
-                    .push(other.to_string());
+                    .push(unexpected(call, &other));
                 None
             }
         }
+    }
+}
+
+/// An unexpected error as the report prints it: the call, then what went wrong.
+fn unexpected(call: &str, error: &StorageError) -> String {
+    format!("{call}: {error}")
+}
+
+/// The kind a report counts as, as `Transitions::finish` counts it.
+fn finish_kind(result: BuildResult) -> TransitionKind {
+    match result {
+        BuildResult::Success => TransitionKind::Succeed,
+        BuildResult::Failed { .. } => TransitionKind::Fail,
+        BuildResult::Canceled => TransitionKind::Abort,
     }
 }
 
@@ -528,4 +568,24 @@ fn settled_deadlocks(conn: &mut PgConnection) -> anyhow::Result<i64> {
         last = now;
     }
     Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lockstep_storage_pg::SqlState;
+
+    /// The one intermittent failure the storm ever showed said only "gave up after 5 attempts:
+    /// rows changed while planning"; the report now says which transition gave up.
+    #[test]
+    fn an_unexpected_error_names_its_transition() {
+        let gave_up = StorageError::Contention {
+            attempts: 5,
+            last: SqlState::PlanChanged,
+        };
+        assert_eq!(
+            unexpected(TransitionKind::RetryPipeline.as_str(), &gave_up),
+            "retry_pipeline: gave up after 5 attempts: rows changed while planning"
+        );
+    }
 }

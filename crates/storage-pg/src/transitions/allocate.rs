@@ -77,6 +77,20 @@ pub(crate) fn members(
     Ok(members)
 }
 
+/// The builds waiting in the locked groups: every build a grant could move (but new attempts,
+/// which the granting transaction inserts itself).
+pub(crate) fn waiting(
+    conn: &mut PgConnection,
+    groups: &LockedGroups,
+) -> Result<Vec<BuildId>, StorageError> {
+    Ok(members(conn, groups)?
+        .into_values()
+        .flatten()
+        .filter(|m| m.status == BuildStatus::WaitingForResource)
+        .map(|m| m.build)
+        .collect())
+}
+
 /// The waiting builds the locked groups grant a slot to, given their members, in ascending id.
 pub(crate) fn granted(groups: &LockedGroups, members: &GroupMembers) -> Vec<BuildId> {
     let mut granted: Vec<BuildId> = groups

@@ -9,6 +9,7 @@
 use super::pipeline::{Answer, Request, execute};
 use crate::locking::{Busy, LockedGroups, Locks, PipelineOf};
 use crate::prepared::{Prepared, Statement};
+use crate::retry::Planning;
 use crate::rows::to_int;
 use crate::schema::pipelines;
 use crate::write;
@@ -42,6 +43,7 @@ pub struct NewPipeline<'a> {
 pub(crate) fn create(
     conn: &mut PgConnection,
     new: &NewPipeline<'_>,
+    planning: Planning,
     now: DateTime<Utc>,
 ) -> Result<CreatedPipeline, StorageError> {
     let mut locks = Locks::begin(conn)?.lock_ref(new.project, new.git_ref)?;
@@ -60,7 +62,14 @@ pub(crate) fn create(
         })
         .collect();
     let mut creation = Creation::new(new);
-    let answers = execute(locks, &requests, Busy::Wait, Some(&mut creation), now)?;
+    let answers = execute(
+        locks,
+        &requests,
+        Busy::Wait,
+        Some(&mut creation),
+        planning,
+        now,
+    )?;
     let superseded = answers
         .into_iter()
         .filter_map(|answer| match answer {

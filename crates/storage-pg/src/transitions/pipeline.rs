@@ -9,13 +9,18 @@
 //! When the plans change builds of resource groups, the groups are locked between the pipelines
 //! and the builds, and the slots they can give are granted in the same transaction
 //! (`pipeline/groups.rs`): a freed slot goes to the next build in line, in whichever pipeline.
+//!
+//! A first attempt plans before it locks the builds; a retry after its plan was overtaken locks
+//! first and then plans (`pipeline/planning.rs`).
 
 mod groups;
+mod planning;
 
 use super::allocate;
 use super::create::Creation;
 use super::snapshot::Snapshot;
-use crate::locking::{AtPipelines, Before, Busy, LockedBuilds, LockedPipeline, Locks, PipelineOf};
+use crate::locking::{AtPipelines, Before, Busy, LockedPipeline, Locks, PipelineOf};
+use crate::retry::Planning;
 use crate::write::{self, NewDeployment};
 use crate::{Applied, StorageError};
 use chrono::{DateTime, Utc};
@@ -52,9 +57,10 @@ pub(crate) fn run_all(
     conn: &mut PgConnection,
     requests: &[Request],
     busy: Busy,
+    planning: Planning,
     now: DateTime<Utc>,
 ) -> Result<Vec<Answer>, StorageError> {
-    execute(Locks::begin(conn)?, requests, busy, None, now)
+    execute(Locks::begin(conn)?, requests, busy, None, planning, now)
 }
 
 /// [`run_all`] from a cursor that may already hold a ref (rank 0), with a pipeline to create in
@@ -65,31 +71,19 @@ pub(crate) fn execute<S: Before<AtPipelines>>(
     requests: &[Request],
     busy: Busy,
     mut creation: Option<&mut Creation<'_>>,
+    planning: Planning,
     now: DateTime<Utc>,
 ) -> Result<Vec<Answer>, StorageError> {
     let targets = requests.iter().map(|r| r.0);
     let (locked, mut locks) = locks.lock_pipelines(targets, busy)?;
     let mut batch = Batch::read(locks.conn(), locked)?;
     let routes = batch.route(requests);
-    batch.plan();
-    let touched = batch.touched_groups();
-    let ensure = creation.as_ref().map(|c| (c.project(), c.group_names()));
-    let (groups, mut locks) = locks.lock_groups(ensure, touched.iter().copied())?;
-    if !touched.iter().all(|g| groups.by_id(*g).is_some()) {
-        return Err(StorageError::corrupt(
-            "a build names a resource group that does not exist",
-        ));
-    }
-    if let Some(creation) = creation.as_deref_mut() {
-        creation.insert_pipeline(locks.conn(), &groups, now)?;
-    }
-    let allocation = batch.allocate(locks.conn(), &groups)?;
-    let to_lock = batch
-        .changed_builds()
-        .into_iter()
-        .chain(allocation.unplanned());
-    let (builds, mut locks) = locks.lock_builds(to_lock)?;
-    batch.refresh(&builds, &allocation)?;
+    // Both ways take the groups, then the builds, each once and in ascending id; they differ in
+    // which builds, and in whether the plan comes before those locks or after them.
+    let (allocation, builds, mut locks) = match planning {
+        Planning::Optimistic => batch.plan_then_lock(locks, creation.as_deref_mut(), now)?,
+        Planning::LockFirst => batch.lock_then_plan(locks, creation.as_deref_mut(), now)?,
+    };
     allocate::check_still_waiting(&builds, allocation.unplanned_slice())?;
     write::update_builds(locks.conn(), &builds, &batch.changes(&allocation), now)?;
     let new_builds = batch.insert_attempts(locks.conn(), &allocation, now)?;
@@ -120,9 +114,10 @@ pub(crate) fn execute<S: Before<AtPipelines>>(
 pub(crate) fn run_one(
     conn: &mut PgConnection,
     request: Request,
+    planning: Planning,
     now: DateTime<Utc>,
 ) -> Result<Applied, StorageError> {
-    match run_all(conn, &[request], Busy::Wait, now)?.pop() {
+    match run_all(conn, &[request], Busy::Wait, planning, now)?.pop() {
         Some(Answer::Applied(applied)) => Ok(applied),
         Some(Answer::Refused(refused)) => Err(refused),
         Some(Answer::Busy) | None => Err(StorageError::corrupt(
@@ -240,35 +235,6 @@ impl Batch {
             .filter_map(Member::writes)
             .flat_map(|plan| plan.changes().iter().map(|c| c.id))
             .collect()
-    }
-
-    /// Only acquire (pending -> running) and heartbeats (lease) change builds without the
-    /// pipeline lock; a member whose locked rows differ from its plain read plans again. Needing
-    /// a build we did not lock would mean going back up the order, so that restarts the whole
-    /// transaction instead; so does a new plan for the builds of a group, whose grants were
-    /// decided on the old one.
-    fn refresh(
-        &mut self,
-        builds: &LockedBuilds,
-        allocation: &Allocation,
-    ) -> Result<(), StorageError> {
-        for member in &mut self.members {
-            if member.writes().is_none() || !member.snapshot.refresh(builds)? {
-                continue;
-            }
-            let replanned = plan_all(member.snapshot.state(), &member.events);
-            if let Ok((plan, _)) = &replanned {
-                let unlocked = !plan.changes().iter().all(|c| builds.holds(c.id));
-                let regrouped = member.plan().is_some_and(|old| {
-                    groups::grouped_changes(member, old) != groups::grouped_changes(member, plan)
-                });
-                if unlocked || (allocation.decided() && regrouped) {
-                    return Err(StorageError::PlanChanged);
-                }
-            }
-            member.planned = Some(replanned);
-        }
-        Ok(())
     }
 
     /// Every build change to write: the plans' (with the grants folded in) and the grants of

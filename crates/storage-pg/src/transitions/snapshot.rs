@@ -204,6 +204,11 @@ impl Snapshot {
         self.groups.get(&build).copied()
     }
 
+    /// The groups its builds belong to, with repeats.
+    pub(crate) fn groups(&self) -> impl Iterator<Item = ResourceGroupId> + '_ {
+        self.groups.values().copied()
+    }
+
     /// Whether any build of the snapshot belongs to a resource group.
     pub(crate) fn has_groups(&self) -> bool {
         !self.groups.is_empty()

@@ -12,6 +12,7 @@ mod notify;
 mod projects;
 mod reads;
 mod reaper;
+mod replan;
 mod resource_groups;
 mod runners;
 mod support;

@@ -322,7 +322,7 @@ fn creating_writes_the_rows_the_row_by_row_insert_wrote_with_ids_in_job_order() 
         auto_cancel: lockstep_domain::AutoCancel::None,
     };
     let created = conn
-        .transaction(|conn| create(conn, &new, now()))
+        .transaction(|conn| create(conn, &new, crate::retry::Planning::Optimistic, now()))
         .expect("create the pipeline");
     let jobs = definition.jobs();
     assert_eq!(created.builds.len(), jobs.len());
