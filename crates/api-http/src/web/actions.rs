@@ -19,6 +19,22 @@ fn checked(viewer: &Viewer, form: Result<Form<CsrfForm>, FormRejection>) -> Resu
     viewer.check(&csrf)
 }
 
+/// Checks the form, runs `transition`, and sends the browser to `back`.
+async fn act<T: Send + 'static>(
+    state: &AppState,
+    viewer: &Viewer,
+    form: Result<Form<CsrfForm>, FormRejection>,
+    back: String,
+    transition: impl FnOnce(&mut Transitions<'_>) -> Result<T, StorageError> + Send + 'static,
+) -> PageResult {
+    checked(viewer, form)?;
+    with_conn(state, move |conn, stats| {
+        transition(&mut Transitions::new(conn, stats))
+    })
+    .await?;
+    Ok(see_other(&back))
+}
+
 /// `POST /pipelines/{id}/cancel`.
 pub(crate) async fn cancel_pipeline(
     State(state): State<AppState>,
@@ -26,12 +42,14 @@ pub(crate) async fn cancel_pipeline(
     Path(id): Path<i64>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> PageResult {
-    checked(&viewer, form)?;
-    with_conn(&state, move |conn, stats| {
-        Transitions::new(conn, stats).cancel_pipeline(PipelineId(id), Utc::now())
-    })
-    .await?;
-    Ok(see_other(&format!("/pipelines/{id}")))
+    act(
+        &state,
+        &viewer,
+        form,
+        format!("/pipelines/{id}"),
+        move |tx| tx.cancel_pipeline(PipelineId(id), Utc::now()),
+    )
+    .await
 }
 
 /// `POST /pipelines/{id}/retry`.
@@ -41,12 +59,14 @@ pub(crate) async fn retry_pipeline(
     Path(id): Path<i64>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> PageResult {
-    checked(&viewer, form)?;
-    with_conn(&state, move |conn, stats| {
-        Transitions::new(conn, stats).retry_pipeline(PipelineId(id), Utc::now())
-    })
-    .await?;
-    Ok(see_other(&format!("/pipelines/{id}")))
+    act(
+        &state,
+        &viewer,
+        form,
+        format!("/pipelines/{id}"),
+        move |tx| tx.retry_pipeline(PipelineId(id), Utc::now()),
+    )
+    .await
 }
 
 /// `POST /builds/{id}/cancel`.
@@ -56,12 +76,10 @@ pub(crate) async fn cancel_build(
     Path(id): Path<i64>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> PageResult {
-    checked(&viewer, form)?;
-    with_conn(&state, move |conn, stats| {
-        Transitions::new(conn, stats).cancel_build(BuildId(id), Utc::now())
+    act(&state, &viewer, form, format!("/builds/{id}"), move |tx| {
+        tx.cancel_build(BuildId(id), Utc::now())
     })
-    .await?;
-    Ok(see_other(&format!("/builds/{id}")))
+    .await
 }
 
 /// `POST /builds/{id}/play`.
@@ -71,12 +89,10 @@ pub(crate) async fn play_build(
     Path(id): Path<i64>,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> PageResult {
-    checked(&viewer, form)?;
-    with_conn(&state, move |conn, stats| {
-        Transitions::new(conn, stats).play_build(BuildId(id), Utc::now())
+    act(&state, &viewer, form, format!("/builds/{id}"), move |tx| {
+        tx.play_build(BuildId(id), Utc::now())
     })
-    .await?;
-    Ok(see_other(&format!("/builds/{id}")))
+    .await
 }
 
 /// `POST /builds/{id}/retry`: the browser goes on to the new attempt.
