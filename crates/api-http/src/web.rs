@@ -140,3 +140,25 @@ pub(crate) fn fragment(template: &impl Template) -> Result<String, ApiError> {
 }
 
 pub(crate) type PageResult = Result<Response, PageError>;
+
+/// The id in a page's path (`/pipelines/{id}`): one that is not a number gets a 400 page, not
+/// the API's JSON.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PageId(pub(crate) i64);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PageId {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, PageError> {
+        match axum::extract::Path::<i64>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(Self(id)),
+            Err(_) => Err(PageError::Failed(ApiError::bad_request(
+                Some("id".to_owned()),
+                "the id in this address must be a whole number",
+            ))),
+        }
+    }
+}

@@ -3,9 +3,8 @@
 
 use crate::app::AppState;
 use crate::blocking::with_conn;
-use crate::extract::Path;
 use crate::web::session::CsrfForm;
-use crate::web::{PageError, PageResult, Viewer, see_other};
+use crate::web::{PageError, PageId, PageResult, Viewer, see_other};
 use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
@@ -39,7 +38,7 @@ async fn act<T: Send + 'static>(
 pub(crate) async fn cancel_pipeline(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<i64>,
+    PageId(id): PageId,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> PageResult {
     act(
@@ -56,7 +55,7 @@ pub(crate) async fn cancel_pipeline(
 pub(crate) async fn retry_pipeline(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<i64>,
+    PageId(id): PageId,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> PageResult {
     act(
@@ -73,7 +72,7 @@ pub(crate) async fn retry_pipeline(
 pub(crate) async fn cancel_build(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<i64>,
+    PageId(id): PageId,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> PageResult {
     act(&state, &viewer, form, format!("/builds/{id}"), move |tx| {
@@ -86,7 +85,7 @@ pub(crate) async fn cancel_build(
 pub(crate) async fn play_build(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<i64>,
+    PageId(id): PageId,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> PageResult {
     act(&state, &viewer, form, format!("/builds/{id}"), move |tx| {
@@ -99,7 +98,7 @@ pub(crate) async fn play_build(
 pub(crate) async fn retry_build(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<i64>,
+    PageId(id): PageId,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> PageResult {
     checked(&viewer, form)?;

@@ -3,10 +3,9 @@
 
 use crate::app::AppState;
 use crate::blocking::with_conn;
-use crate::extract::Path;
 use crate::web::format::{self, Badge, badge};
 use crate::web::pipeline::{Actions, waiting_text};
-use crate::web::{PageError, PageResult, Viewer, render};
+use crate::web::{PageError, PageId, PageResult, Viewer, render};
 use askama::Template;
 use axum::body::Body;
 use axum::extract::State;
@@ -63,7 +62,7 @@ struct BuildPage {
 pub(crate) async fn page(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<i64>,
+    PageId(id): PageId,
 ) -> PageResult {
     let live = build_live(&state, BuildId(id), viewer.csrf.clone()).await?;
     let end = with_conn(&state, move |conn, _| read_log(conn, BuildId(id), 0, 0))
@@ -128,7 +127,7 @@ pub(crate) struct BuildFragment<'a> {
 pub(crate) async fn raw(
     State(state): State<AppState>,
     _: Viewer,
-    Path(id): Path<i64>,
+    PageId(id): PageId,
 ) -> PageResult {
     // The log is read in slices and sent as one body; a log is at most 64 MiB.
     let log = with_conn(&state, move |conn, _| {

@@ -3,9 +3,8 @@
 
 use crate::app::AppState;
 use crate::blocking::with_conn;
-use crate::extract::Path;
 use crate::web::format::{self, Badge, badge};
-use crate::web::{PageError, PageResult, Viewer, fragment, render};
+use crate::web::{PageError, PageId, PageResult, Viewer, fragment, render};
 use askama::Template;
 use axum::extract::State;
 use chrono::Utc;
@@ -61,7 +60,7 @@ struct EnvironmentsPage {
 pub(crate) async fn page(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<i64>,
+    PageId(id): PageId,
 ) -> PageResult {
     let project = with_conn(&state, move |conn, _| load_project(conn, ProjectId(id))).await?;
     let live = environments_live(&state, ProjectId(id)).await?;

@@ -4,10 +4,9 @@
 use crate::app::AppState;
 use crate::blocking::with_conn;
 use crate::error::ApiError;
-use crate::extract::Path;
 use crate::handlers::pipelines::{ListQuery, page};
 use crate::web::format::{self, Badge, badge};
-use crate::web::{PageError, PageResult, Viewer, fragment, render};
+use crate::web::{PageError, PageId, PageResult, Viewer, fragment, render};
 use askama::Template;
 use axum::extract::{RawQuery, State};
 use chrono::{DateTime, Utc};
@@ -131,7 +130,7 @@ pub(crate) fn parse_query<T: serde::de::DeserializeOwned>(
 pub(crate) async fn project(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<i64>,
+    PageId(id): PageId,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
     let mut query: ListQuery = parse_query(raw.as_deref())?;

@@ -13,14 +13,13 @@
 
 use crate::app::AppState;
 use crate::blocking::with_conn;
-use crate::extract::Path;
 use crate::live::Change;
 use crate::web::build::{BuildFragment, build_live};
 use crate::web::environments::environments_fragment;
 use crate::web::home::{parse_query, project_fragment};
 use crate::web::pipeline::pipeline_fragment;
 use crate::web::runners::runners_fragment;
-use crate::web::{PageError, PageResult, Viewer, fragment};
+use crate::web::{PageError, PageId, PageResult, Viewer, fragment};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -118,7 +117,7 @@ async fn refresh<R, F>(
 pub(crate) async fn pipeline(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<i64>,
+    PageId(id): PageId,
 ) -> Response {
     let id = PipelineId(id);
     stream(move |sender| {
@@ -139,7 +138,7 @@ pub(crate) async fn pipeline(
 pub(crate) async fn project(
     State(state): State<AppState>,
     _: Viewer,
-    Path(id): Path<i64>,
+    PageId(id): PageId,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
     let query: crate::handlers::pipelines::ListQuery = parse_query(raw.as_deref())?;
@@ -161,7 +160,7 @@ pub(crate) async fn project(
 pub(crate) async fn environments(
     State(state): State<AppState>,
     _: Viewer,
-    Path(id): Path<i64>,
+    PageId(id): PageId,
 ) -> Response {
     stream(move |sender| {
         refresh(
@@ -197,7 +196,7 @@ pub(crate) struct LogQuery {
 pub(crate) async fn build(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<i64>,
+    PageId(id): PageId,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> PageResult {

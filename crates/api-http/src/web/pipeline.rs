@@ -3,9 +3,8 @@
 
 use crate::app::AppState;
 use crate::blocking::with_conn;
-use crate::extract::Path;
 use crate::web::format::{self, Badge, badge};
-use crate::web::{PageError, PageResult, Viewer, fragment, render};
+use crate::web::{PageError, PageId, PageResult, Viewer, fragment, render};
 use askama::Template;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -100,7 +99,7 @@ struct PipelinePage {
 pub(crate) async fn page(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path(id): Path<i64>,
+    PageId(id): PageId,
 ) -> PageResult {
     let live = pipeline_live(&state, PipelineId(id), viewer.csrf.clone()).await?;
     Ok(render(&PipelinePage {

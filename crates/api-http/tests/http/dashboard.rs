@@ -283,7 +283,7 @@ async fn every_page_renders_with_its_policy_and_the_graph_names_its_needs() {
 }
 
 #[tokio::test]
-async fn a_missing_pipeline_is_a_404_page() {
+async fn a_missing_pipeline_is_a_404_page_and_a_bad_id_a_400_page() {
     let app = TestApp::new();
     let session = sign_in(&app).await;
     let answer = get(&app, "/pipelines/999", &session.cookie)
@@ -293,6 +293,14 @@ async fn a_missing_pipeline_is_a_404_page() {
         text(&answer).contains("<h1>Not Found</h1>"),
         "{}",
         text(&answer)
+    );
+    let answer = get(&app, "/builds/abc", &session.cookie)
+        .await
+        .expect(StatusCode::BAD_REQUEST);
+    let page = text(&answer);
+    assert!(
+        page.contains("must be a whole number") && page.contains("<h1>"),
+        "{page}"
     );
 }
 
