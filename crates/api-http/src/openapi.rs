@@ -4,10 +4,12 @@
 use crate::handlers::{
     batch, builds, environments, health, jobs, pipelines, projects, resource_groups, runners,
 };
+use crate::web;
+use crate::web::SESSION_COOKIE;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +27,13 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         jobs::request, jobs::watch, jobs::heartbeat, jobs::finish, jobs::append,
         batch::request, batch::finish,
         health::healthz, health::readyz, health::metrics,
+        web::home::index, web::home::project, web::pipeline::page, web::build::page,
+        web::build::raw, web::environments::page, web::runners::page,
+        web::live::pipeline, web::live::build, web::live::project, web::live::environments,
+        web::live::runners,
+        web::actions::cancel_pipeline, web::actions::retry_pipeline, web::actions::cancel_build,
+        web::actions::retry_build, web::actions::play_build,
+        web::session::login_form, web::session::login, web::session::logout,
     ),
     modifiers(&Security),
 )]
@@ -46,6 +55,13 @@ impl utoipa::Modify for Security {
             scheme.description = Some(description.to_owned());
             components.add_security_scheme(name, SecurityScheme::Http(scheme));
         }
+        let mut session = ApiKeyValue::new(SESSION_COOKIE);
+        session.description = Some(
+            "The dashboard's session cookie, set by POST /login; pages take only this, the JSON \
+             API never does."
+                .to_owned(),
+        );
+        components.add_security_scheme("session", SecurityScheme::ApiKey(ApiKey::Cookie(session)));
     }
 }
 

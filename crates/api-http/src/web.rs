@@ -15,18 +15,18 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
-mod actions;
+pub(crate) mod actions;
 mod assets;
-mod build;
-mod environments;
+pub(crate) mod build;
+pub(crate) mod environments;
 mod format;
-mod home;
-mod live;
-mod pipeline;
-mod runners;
-mod session;
+pub(crate) mod home;
+pub(crate) mod live;
+pub(crate) mod pipeline;
+pub(crate) mod runners;
+pub(crate) mod session;
 
-pub(crate) use session::Viewer;
+pub(crate) use session::{SESSION_COOKIE, Viewer};
 
 /// Scripts and styles come only from this server, and the pages may not be framed: with no
 /// inline script allowed, text that slipped past escaping still could not run.

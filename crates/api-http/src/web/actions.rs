@@ -35,6 +35,17 @@ async fn act<T: Send + 'static>(
 }
 
 /// `POST /pipelines/{id}/cancel`.
+#[utoipa::path(post, path = "/pipelines/{id}/cancel", tag = "dashboard",
+    params(("id" = i64, Path, description = "pipeline id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`csrf`: the session's CSRF token, as the page's form sends it"),
+    responses(
+        (status = 303, description = "done: back to the pipeline"),
+        (status = 400, description = "the id is not a number", content_type = "text/html"),
+        (status = 403, description = "the CSRF token is missing or not this session's; nothing changed", content_type = "text/html"),
+        (status = 404, description = "no such pipeline", content_type = "text/html"),
+        (status = 409, description = "the transition is refused in the current status", content_type = "text/html"),
+    ),
+    security(("session" = [])))]
 pub(crate) async fn cancel_pipeline(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -52,6 +63,17 @@ pub(crate) async fn cancel_pipeline(
 }
 
 /// `POST /pipelines/{id}/retry`.
+#[utoipa::path(post, path = "/pipelines/{id}/retry", tag = "dashboard",
+    params(("id" = i64, Path, description = "pipeline id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`csrf`: the session's CSRF token, as the page's form sends it"),
+    responses(
+        (status = 303, description = "done: back to the pipeline"),
+        (status = 400, description = "the id is not a number", content_type = "text/html"),
+        (status = 403, description = "the CSRF token is missing or not this session's; nothing changed", content_type = "text/html"),
+        (status = 404, description = "no such pipeline", content_type = "text/html"),
+        (status = 409, description = "the transition is refused in the current status", content_type = "text/html"),
+    ),
+    security(("session" = [])))]
 pub(crate) async fn retry_pipeline(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -69,6 +91,17 @@ pub(crate) async fn retry_pipeline(
 }
 
 /// `POST /builds/{id}/cancel`.
+#[utoipa::path(post, path = "/builds/{id}/cancel", tag = "dashboard",
+    params(("id" = i64, Path, description = "build id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`csrf`: the session's CSRF token, as the page's form sends it"),
+    responses(
+        (status = 303, description = "done: back to the build"),
+        (status = 400, description = "the id is not a number", content_type = "text/html"),
+        (status = 403, description = "the CSRF token is missing or not this session's; nothing changed", content_type = "text/html"),
+        (status = 404, description = "no such build", content_type = "text/html"),
+        (status = 409, description = "the transition is refused in the current status", content_type = "text/html"),
+    ),
+    security(("session" = [])))]
 pub(crate) async fn cancel_build(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -82,6 +115,17 @@ pub(crate) async fn cancel_build(
 }
 
 /// `POST /builds/{id}/play`.
+#[utoipa::path(post, path = "/builds/{id}/play", tag = "dashboard",
+    params(("id" = i64, Path, description = "build id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`csrf`: the session's CSRF token, as the page's form sends it"),
+    responses(
+        (status = 303, description = "done: back to the build"),
+        (status = 400, description = "the id is not a number", content_type = "text/html"),
+        (status = 403, description = "the CSRF token is missing or not this session's; nothing changed", content_type = "text/html"),
+        (status = 404, description = "no such build", content_type = "text/html"),
+        (status = 409, description = "the transition is refused in the current status", content_type = "text/html"),
+    ),
+    security(("session" = [])))]
 pub(crate) async fn play_build(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -95,6 +139,17 @@ pub(crate) async fn play_build(
 }
 
 /// `POST /builds/{id}/retry`: the browser goes on to the new attempt.
+#[utoipa::path(post, path = "/builds/{id}/retry", tag = "dashboard",
+    params(("id" = i64, Path, description = "build id")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`csrf`: the session's CSRF token, as the page's form sends it"),
+    responses(
+        (status = 303, description = "done: back to the new attempt"),
+        (status = 400, description = "the id is not a number", content_type = "text/html"),
+        (status = 403, description = "the CSRF token is missing or not this session's; nothing changed", content_type = "text/html"),
+        (status = 404, description = "no such build", content_type = "text/html"),
+        (status = 409, description = "the transition is refused in the current status", content_type = "text/html"),
+    ),
+    security(("session" = [])))]
 pub(crate) async fn retry_build(
     State(state): State<AppState>,
     viewer: Viewer,

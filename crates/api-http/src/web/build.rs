@@ -59,6 +59,14 @@ struct BuildPage {
 }
 
 /// `GET /builds/{id}`.
+#[utoipa::path(get, path = "/builds/{id}", tag = "dashboard", params(("id" = i64, Path, description = "build id")), 
+    responses(
+        (status = 200, description = "the page", content_type = "text/html"),
+        (status = 303, description = "no session: to `/login?next=` this page"),
+        (status = 400, description = "the id is not a number", content_type = "text/html"),
+        (status = 404, description = "no such build", content_type = "text/html")
+    ),
+    security(("session" = [])))]
 pub(crate) async fn page(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -124,6 +132,14 @@ pub(crate) struct BuildFragment<'a> {
 }
 
 /// `GET /builds/{id}/raw`: the whole log, as the runner sent it.
+#[utoipa::path(get, path = "/builds/{id}/raw", tag = "dashboard", params(("id" = i64, Path, description = "build id")), 
+    responses(
+        (status = 200, description = "the whole log", content_type = "text/plain"),
+        (status = 303, description = "no session: to `/login?next=` this page"),
+        (status = 400, description = "the id is not a number", content_type = "text/html"),
+        (status = 404, description = "no such build", content_type = "text/html")
+    ),
+    security(("session" = [])))]
 pub(crate) async fn raw(
     State(state): State<AppState>,
     _: Viewer,

@@ -57,6 +57,14 @@ struct EnvironmentsPage {
 }
 
 /// `GET /projects/{id}/environments`.
+#[utoipa::path(get, path = "/projects/{id}/environments", tag = "dashboard", params(("id" = i64, Path, description = "project id")), 
+    responses(
+        (status = 200, description = "the page", content_type = "text/html"),
+        (status = 303, description = "no session: to `/login?next=` this page"),
+        (status = 400, description = "the id is not a number", content_type = "text/html"),
+        (status = 404, description = "no such project", content_type = "text/html")
+    ),
+    security(("session" = [])))]
 pub(crate) async fn page(
     State(state): State<AppState>,
     viewer: Viewer,

@@ -63,6 +63,12 @@ struct HomePage {
 }
 
 /// `GET /`: every project with its latest pipelines.
+#[utoipa::path(get, path = "/", tag = "dashboard", 
+    responses(
+        (status = 200, description = "the projects and their latest pipelines", content_type = "text/html"),
+        (status = 303, description = "no session: to `/login?next=` this page")
+    ),
+    security(("session" = [])))]
 pub(crate) async fn index(State(state): State<AppState>, viewer: Viewer) -> PageResult {
     let projects = with_conn(&state, |conn, _| {
         let now = Utc::now();
@@ -127,6 +133,15 @@ pub(crate) fn parse_query<T: serde::de::DeserializeOwned>(
 }
 
 /// `GET /projects/{id}?status=&ref=&before=`: a project's pipelines, newest first.
+#[utoipa::path(get, path = "/projects/{id}", tag = "dashboard", params(("id" = i64, Path, description = "project id")), 
+    responses(
+        (status = 200, description = "the project's pipelines; query `status`, `ref`, `before`", content_type = "text/html"),
+        (status = 303, description = "no session: to `/login?next=` this page"),
+        (status = 400, description = "the id is not a number", content_type = "text/html"),
+        (status = 404, description = "no such project", content_type = "text/html"),
+        (status = 400, description = "an unknown `status` or a `before` that is not a number", content_type = "text/html")
+    ),
+    security(("session" = [])))]
 pub(crate) async fn project(
     State(state): State<AppState>,
     viewer: Viewer,

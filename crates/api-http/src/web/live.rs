@@ -114,6 +114,13 @@ async fn refresh<R, F>(
 }
 
 /// `GET /pipelines/{id}/live`.
+#[utoipa::path(get, path = "/pipelines/{id}/live", tag = "dashboard", params(("id" = i64, Path, description = "pipeline id")), 
+    responses(
+        (status = 200, description = "`fragment` events: the page's live part as HTML, at once and after each change", content_type = "text/event-stream"),
+        (status = 303, description = "no session: to `/login?next=` this page"),
+        (status = 400, description = "the id is not a number", content_type = "text/html")
+    ),
+    security(("session" = [])))]
 pub(crate) async fn pipeline(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -135,6 +142,13 @@ pub(crate) async fn pipeline(
 }
 
 /// `GET /projects/{id}/live?status=&ref=&before=`.
+#[utoipa::path(get, path = "/projects/{id}/live", tag = "dashboard", params(("id" = i64, Path, description = "project id")), 
+    responses(
+        (status = 200, description = "`fragment` events; the query of `/projects/{id}`", content_type = "text/event-stream"),
+        (status = 303, description = "no session: to `/login?next=` this page"),
+        (status = 400, description = "the id or the query is not valid", content_type = "text/html")
+    ),
+    security(("session" = [])))]
 pub(crate) async fn project(
     State(state): State<AppState>,
     _: Viewer,
@@ -157,6 +171,13 @@ pub(crate) async fn project(
 }
 
 /// `GET /projects/{id}/environments/live`.
+#[utoipa::path(get, path = "/projects/{id}/environments/live", tag = "dashboard", params(("id" = i64, Path, description = "project id")), 
+    responses(
+        (status = 200, description = "`fragment` events", content_type = "text/event-stream"),
+        (status = 303, description = "no session: to `/login?next=` this page"),
+        (status = 400, description = "the id is not a number", content_type = "text/html")
+    ),
+    security(("session" = [])))]
 pub(crate) async fn environments(
     State(state): State<AppState>,
     _: Viewer,
@@ -174,6 +195,12 @@ pub(crate) async fn environments(
 }
 
 /// `GET /runners/live`.
+#[utoipa::path(get, path = "/runners/live", tag = "dashboard", 
+    responses(
+        (status = 200, description = "`fragment` events", content_type = "text/event-stream"),
+        (status = 303, description = "no session: to `/login?next=` this page")
+    ),
+    security(("session" = [])))]
 pub(crate) async fn runners(State(state): State<AppState>, _: Viewer) -> Response {
     stream(move |sender| {
         refresh(
@@ -193,6 +220,13 @@ pub(crate) struct LogQuery {
 
 /// `GET /builds/{id}/live?offset=`: the build's facts, and its log from `offset` (or from
 /// `Last-Event-ID`, when the browser reconnects).
+#[utoipa::path(get, path = "/builds/{id}/live", tag = "dashboard", params(("id" = i64, Path, description = "build id")), 
+    responses(
+        (status = 200, description = "`fragment` events (the facts), `log` events (`{\"text\": …}`, id: the byte offset reached; `Last-Event-ID` resumes there), then `end` once the build has ended and its log is all sent; query `offset`", content_type = "text/event-stream"),
+        (status = 303, description = "no session: to `/login?next=` this page"),
+        (status = 400, description = "the id or `offset` is not a number", content_type = "text/html")
+    ),
+    security(("session" = [])))]
 pub(crate) async fn build(
     State(state): State<AppState>,
     viewer: Viewer,

@@ -96,6 +96,14 @@ struct PipelinePage {
 }
 
 /// `GET /pipelines/{id}`.
+#[utoipa::path(get, path = "/pipelines/{id}", tag = "dashboard", params(("id" = i64, Path, description = "pipeline id")), 
+    responses(
+        (status = 200, description = "the page", content_type = "text/html"),
+        (status = 303, description = "no session: to `/login?next=` this page"),
+        (status = 400, description = "the id is not a number", content_type = "text/html"),
+        (status = 404, description = "no such pipeline", content_type = "text/html")
+    ),
+    security(("session" = [])))]
 pub(crate) async fn page(
     State(state): State<AppState>,
     viewer: Viewer,

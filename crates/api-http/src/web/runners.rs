@@ -36,6 +36,12 @@ struct RunnersPage {
 }
 
 /// `GET /runners`.
+#[utoipa::path(get, path = "/runners", tag = "dashboard", 
+    responses(
+        (status = 200, description = "the page", content_type = "text/html"),
+        (status = 303, description = "no session: to `/login?next=` this page")
+    ),
+    security(("session" = [])))]
 pub(crate) async fn page(State(state): State<AppState>, viewer: Viewer) -> PageResult {
     let live = runners_live(&state).await?;
     Ok(render(&RunnersPage {

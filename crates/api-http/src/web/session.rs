@@ -138,6 +138,9 @@ pub(crate) struct NextQuery {
 }
 
 /// `GET /login`: the sign-in form, with a fresh nonce.
+#[utoipa::path(get, path = "/login", tag = "dashboard",
+    params(("next" = Option<String>, Query, description = "where to go after signing in: a path on this server")),
+    responses((status = 200, description = "the sign-in form; sets the nonce cookie `lockstep_login`", content_type = "text/html")))]
 pub(crate) async fn login_form(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -173,6 +176,13 @@ pub(crate) struct LoginForm {
 }
 
 /// `POST /login`: signs in with the admin token.
+#[utoipa::path(post, path = "/login", tag = "dashboard",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`token`: the admin token; `csrf`: the form's nonce; `next`: where to go"),
+    responses(
+        (status = 303, description = "signed in: sets `lockstep_session` (HttpOnly; SameSite=Strict; Path=/; 12 hours; Secure over TLS) and goes to `next`"),
+        (status = 401, description = "not the admin token: the form again, no session", content_type = "text/html"),
+        (status = 403, description = "the form's nonce is missing or not the cookie's", content_type = "text/html"),
+    ))]
 pub(crate) async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -229,6 +239,13 @@ pub(crate) struct CsrfForm {
 }
 
 /// `POST /logout`: ends the session here and on every replica.
+#[utoipa::path(post, path = "/logout", tag = "dashboard",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "`csrf`: the session's CSRF token"),
+    responses(
+        (status = 303, description = "signed out everywhere: the cookie is cleared; to `/login`"),
+        (status = 403, description = "the CSRF token is missing or not this session's", content_type = "text/html"),
+    ),
+    security(("session" = [])))]
 pub(crate) async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
