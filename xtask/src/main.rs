@@ -1,8 +1,9 @@
 //! Lockstep's development tasks, run as `cargo xtask <command>` (see `.cargo/config.toml`).
 //!
 //! Everything a contributor or CI needs beyond plain cargo lives here, so that the only
-//! prerequisites are a Rust toolchain, the PostgreSQL server binaries and, for the dashboard's
-//! browser tests, Chromium with ChromeDriver.
+//! prerequisites are a Rust toolchain, the PostgreSQL server binaries, Python 3 for the artifact
+//! store's S3 test server (`cargo xtask s3 install`) and, for the dashboard's browser tests,
+//! Chromium with ChromeDriver.
 #![expect(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -16,6 +17,7 @@ mod ci;
 mod db;
 mod dev;
 mod process;
+mod s3;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -42,9 +44,15 @@ enum Task {
         #[command(subcommand)]
         command: db::DbCommand,
     },
+    /// Manage a local S3-compatible server (moto) for the artifact store's tests.
+    S3 {
+        #[command(subcommand)]
+        command: s3::S3Command,
+    },
     /// Apply the migrations to the dev database.
     Migrate,
-    /// Start the database if needed, migrate, then `cargo test --workspace [ARGS]`.
+    /// Start the database and the S3 server if needed, migrate, then
+    /// `cargo test --workspace [ARGS]`.
     Test {
         /// Passed on to `cargo test`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -88,8 +96,14 @@ fn run(task: Task) -> anyhow::Result<ExitCode> {
         Task::Demo(options) => dev::demo(&root, &options),
         Task::Db { command } => db::run(&root, command),
         Task::Migrate => cargo::migrate(&root).map(|()| ExitCode::SUCCESS),
-        Task::Test { args } => cargo::test(&root, &args).map(|()| ExitCode::SUCCESS),
-        Task::Ci => ci::run(&root).map(|()| ExitCode::SUCCESS),
+        Task::S3 { command } => s3::run(&root, command).map(|()| ExitCode::SUCCESS),
+        // The S3 server is started around the whole task (for `ci`, before its first check):
+        // the tests find it through target/lockstep-s3/url, and it is stopped afterwards if
+        // started here.
+        Task::Test { args } => {
+            s3::with_server(&root, || cargo::test(&root, &args)).map(|()| ExitCode::SUCCESS)
+        }
+        Task::Ci => s3::with_server(&root, || ci::run(&root)).map(|()| ExitCode::SUCCESS),
         Task::Openapi => cargo::openapi(&root).map(|()| ExitCode::SUCCESS),
         Task::Stress { seconds, threads } => cargo::stress(&root, seconds, threads),
         Task::Bench(options) => bench::bench(&root, &options),
