@@ -168,7 +168,9 @@ impl Stack {
             .env("NO_COLOR", "1")
             .env("DATABASE_URL", database.url())
             .env("LOCKSTEP_LISTEN", format!("127.0.0.1:{port}"))
-            .env("LOCKSTEP_API_TOKEN", &token);
+            .env("LOCKSTEP_API_TOKEN", &token)
+            // Artifacts and caches in a directory beside the logs: nothing more to install.
+            .env("LOCKSTEP_OBJECTS_DIR", logs.join("objects"));
         // The server applies the migrations itself as it starts.
         let server = Child::spawn("lockstep-server", &mut server, &logs.join("server.log"))?;
         let mut stack = Self {

@@ -4,6 +4,7 @@
 use crate::auth::TokenHash;
 use crate::live::Live;
 use crate::metrics::Metrics;
+use crate::objects::Objects;
 use crate::wake::Wake;
 use crate::watch::Watches;
 use lockstep_storage_pg::{PgPool, TxStats};
@@ -32,6 +33,14 @@ pub struct Settings {
     /// Mark the dashboard's session cookie `Secure` even when a request does not say it came
     /// over TLS (`X-Forwarded-Proto: https`): for a server behind a TLS proxy that drops it.
     pub secure_cookies: bool,
+    /// Where artifacts and caches are kept.
+    pub objects: Objects,
+    /// The largest archive an upload may send (`413` beyond it).
+    pub max_artifact_bytes: u64,
+    /// How long artifacts are kept when their job's `expire_in` says nothing; `None`: forever.
+    pub artifacts_expire_in: Option<Duration>,
+    /// How often each replica's sweeper deletes expired artifacts.
+    pub sweep_interval: Duration,
 }
 
 impl Settings {
@@ -47,9 +56,20 @@ impl Settings {
             reaper_interval: reaper_interval(lease, acknowledge_within, cancel_grace),
             runner_online_within: DEFAULT_RUNNER_ONLINE_WITHIN,
             secure_cookies: false,
+            objects: Objects::memory(),
+            max_artifact_bytes: DEFAULT_MAX_ARTIFACT_BYTES,
+            artifacts_expire_in: Some(DEFAULT_ARTIFACTS_EXPIRE_IN),
+            sweep_interval: DEFAULT_SWEEP_INTERVAL,
         }
     }
 }
+
+/// The largest archive an upload may send, unless configured (GitLab's default too).
+pub const DEFAULT_MAX_ARTIFACT_BYTES: u64 = 100 * 1024 * 1024;
+/// How long artifacts are kept when their job says nothing, unless configured (GitLab's too).
+pub const DEFAULT_ARTIFACTS_EXPIRE_IN: Duration = Duration::from_secs(30 * 86_400);
+/// How often the sweeper runs, unless configured.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A freshly claimed build's acknowledgement lease, unless configured.
 pub const DEFAULT_ACKNOWLEDGE_WITHIN: Duration = Duration::from_secs(10);
@@ -80,6 +100,10 @@ pub struct App {
     pub(crate) watches: Watches,
     pub(crate) live: Live,
     pub(crate) secure_cookies: bool,
+    pub(crate) objects: Objects,
+    pub(crate) max_artifact_bytes: u64,
+    pub(crate) artifacts_expire_in: Option<Duration>,
+    pub(crate) sweep_interval: Duration,
     pub(crate) metrics: Metrics,
     shutdown: watch::Sender<bool>,
 }
@@ -111,6 +135,10 @@ impl AppState {
             watches: Watches::default(),
             live: Live::default(),
             secure_cookies: settings.secure_cookies,
+            objects: settings.objects.clone(),
+            max_artifact_bytes: settings.max_artifact_bytes,
+            artifacts_expire_in: settings.artifacts_expire_in,
+            sweep_interval: settings.sweep_interval,
             metrics: Metrics::default(),
             shutdown: watch::Sender::new(false),
         }))

@@ -1,6 +1,12 @@
 //! The JSON the API speaks: request and response bodies, with their OpenAPI schemas, and the
 //! conversions from storage's read models. Field names here are the public contract.
 
+mod artifacts;
+
+pub(crate) use artifacts::{
+    ArtifactsSpec, BuildArtifacts, CacheSpec, CachesSpec, Fetch, NeedSpec, StoredCache,
+};
+
 use crate::error::ErrorDetail;
 use chrono::{DateTime, Utc};
 use lockstep_domain::{AutoCancel, JobDefinition, ProcessMode, RetryPolicy};
@@ -27,6 +33,9 @@ pub(crate) struct Project {
     id: i64,
     name: String,
     created_at: DateTime<Utc>,
+    /// Whether the artifacts of each ref's latest successful pipeline outlive their
+    /// `expire_in` (GitLab's "keep the latest artifacts"; default true).
+    keep_latest_artifacts: bool,
 }
 
 impl From<ProjectView> for Project {
@@ -35,8 +44,17 @@ impl From<ProjectView> for Project {
             id: view.id.0,
             name: view.name,
             created_at: view.created_at,
+            keep_latest_artifacts: view.keep_latest_artifacts,
         }
     }
+}
+
+/// The settings of a project that may change; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateProject {
+    #[serde(default)]
+    pub(crate) keep_latest_artifacts: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -186,8 +204,14 @@ pub(crate) struct JobSpec {
     /// at most 200; names a letter or `_` then letters, digits or `_` (at most 255); values at
     /// most 10,000 bytes without NUL; 64 KiB in all.
     variables: Option<BTreeMap<String, String>>,
-    /// Jobs this one waits for. Absent: every job of earlier stages. Empty: none.
-    needs: Option<Vec<String>>,
+    /// Jobs this one waits for (at most 50, no repeats). Absent: every job of earlier stages.
+    /// Empty: none.
+    needs: Option<Vec<NeedSpec>>,
+    /// The jobs whose artifacts this one fetches before its script. Absent: every job it waits
+    /// for, but the `needs` entries with `artifacts: false`. Each must be a job it waits for.
+    dependencies: Option<Vec<String>>,
+    artifacts: Option<ArtifactsSpec>,
+    cache: Option<CachesSpec>,
     /// `on_success` (default), `on_failure`, `always` or `manual`.
     when: Option<String>,
     /// Whether a failure lets the pipeline (and the jobs that need this one) pass anyway:
@@ -800,10 +824,23 @@ pub(crate) struct Job {
     /// the build goes back to the queue.
     lease_expires_at: DateTime<Utc>,
     deployment: Option<Deployment>,
+    /// The archives to fetch and unpack into the build directory before the script, in order
+    /// (later ones overwrite earlier ones' files): the artifacts of the latest attempts of the
+    /// jobs it depends on. Fetching any other build's archive is refused with 403.
+    fetch: Vec<Fetch>,
+    /// What to keep after the script: `PUT /api/v1/jobs/{id}/artifacts`. Null: nothing.
+    #[schema(value_type = Option<ArtifactsSpec>)]
+    artifacts: Option<lockstep_domain::Artifacts>,
+    /// The caches to fetch before the script and to upload after it, with keys still to expand
+    /// (`GET`/`PUT /api/v1/jobs/{id}/cache?key=`).
+    #[schema(value_type = Vec<CacheSpec>)]
+    caches: Vec<lockstep_domain::Cache>,
+    /// The largest archive the server takes (`413` beyond it).
+    max_artifact_bytes: u64,
 }
 
 impl Job {
-    pub(crate) fn new(build: AcquiredBuild, lease_seconds: u64) -> Self {
+    pub(crate) fn new(build: AcquiredBuild, lease_seconds: u64, max_artifact_bytes: u64) -> Self {
         let variables = job_variables(&build);
         Self {
             id: build.id.0,
@@ -820,6 +857,10 @@ impl Job {
             log_limit_bytes: lockstep_storage_pg::MAX_LOG_BYTES,
             lease_expires_at: build.lease_expires_at,
             deployment: build.deployment.map(Deployment::from),
+            fetch: build.fetch.into_iter().map(Fetch::from).collect(),
+            artifacts: build.details.artifacts,
+            caches: build.details.caches,
+            max_artifact_bytes,
         }
     }
 }

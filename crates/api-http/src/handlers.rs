@@ -1,6 +1,8 @@
 //! Request handlers, one module per resource. A handler parses, calls one use case through
 //! [`crate::blocking::with_conn`], and maps the result.
 
+pub(crate) mod archives;
+pub(crate) mod artifacts;
 pub(crate) mod batch;
 pub(crate) mod builds;
 pub(crate) mod environments;

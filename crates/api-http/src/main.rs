@@ -2,7 +2,7 @@
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use lockstep_api_http::{ServerConfig, Settings};
+use lockstep_api_http::{Objects, ObjectsConfig, ServerConfig, Settings};
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -50,6 +50,27 @@ struct Args {
     /// `X-Forwarded-Proto: https`): set it when a TLS proxy in front does not send that header.
     #[arg(long, env = "LOCKSTEP_SECURE_COOKIES")]
     secure_cookies: bool,
+    /// The directory that keeps artifacts and caches (created when missing), unless
+    /// LOCKSTEP_OBJECTS_URL names a store.
+    #[arg(long, env = "LOCKSTEP_OBJECTS_DIR", default_value = "lockstep-objects")]
+    objects_dir: std::path::PathBuf,
+    /// An S3-compatible store for artifacts and caches, `s3://bucket/prefix`; credentials,
+    /// region and endpoint come from the usual AWS_* variables (AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT, AWS_ALLOW_HTTP).
+    #[arg(long, env = "LOCKSTEP_OBJECTS_URL")]
+    objects_url: Option<String>,
+    /// The largest artifacts or cache archive one upload may send, in bytes.
+    #[arg(long, env = "LOCKSTEP_MAX_ARTIFACT_BYTES", default_value_t = lockstep_api_http::DEFAULT_MAX_ARTIFACT_BYTES,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    max_artifact_bytes: u64,
+    /// How long artifacts are kept when their job's `expire_in` says nothing: a duration such
+    /// as `30 days`, or `never`.
+    #[arg(long, env = "LOCKSTEP_ARTIFACTS_EXPIRE_IN", default_value = "30 days")]
+    artifacts_expire_in: String,
+    /// Seconds between two sweeps for expired artifacts.
+    #[arg(long, env = "LOCKSTEP_SWEEP_SECONDS", default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=86400))]
+    sweep_seconds: u64,
     /// Database connections in the pool.
     #[arg(long, env = "LOCKSTEP_POOL_SIZE", default_value_t = 16,
         value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -116,6 +137,12 @@ fn config(args: Args) -> anyhow::Result<ServerConfig> {
     };
     let acknowledge_within = Duration::from_secs(acknowledge_seconds);
     let cancel_grace = Duration::from_secs(args.cancel_grace_seconds);
+    let artifacts_expire_in = match lockstep_domain::Expiry::parse(&args.artifacts_expire_in) {
+        Ok(lockstep_domain::Expiry::Seconds(seconds)) => Some(Duration::from_secs(seconds)),
+        Ok(_) => None,
+        Err(why) => bail!("LOCKSTEP_ARTIFACTS_EXPIRE_IN {why}"),
+    };
+    let objects = Objects::open(&objects_config(args.objects_dir, args.objects_url))?;
     Ok(ServerConfig {
         database_url: args.database_url.context("set DATABASE_URL")?,
         listen: args.listen,
@@ -133,6 +160,25 @@ fn config(args: Args) -> anyhow::Result<ServerConfig> {
             ),
             runner_online_within: Duration::from_secs(args.runner_online_seconds),
             secure_cookies: args.secure_cookies,
+            objects,
+            max_artifact_bytes: args.max_artifact_bytes,
+            artifacts_expire_in,
+            sweep_interval: Duration::from_secs(args.sweep_seconds),
         },
     })
+}
+
+/// The store LOCKSTEP_OBJECTS_URL names (with the AWS_* variables as its options), or else
+/// the directory.
+fn objects_config(dir: std::path::PathBuf, url: Option<String>) -> ObjectsConfig {
+    match url.filter(|u| !u.trim().is_empty()) {
+        Some(url) => ObjectsConfig::Url {
+            url,
+            options: std::env::vars()
+                .filter(|(name, _)| name.starts_with("AWS_"))
+                .map(|(name, value)| (name.to_ascii_lowercase(), value))
+                .collect(),
+        },
+        None => ObjectsConfig::Dir(dir),
+    }
 }

@@ -1,7 +1,7 @@
 //! Prometheus metrics in the text exposition format, kept in plain counters so that recording
 //! a request costs one short lock and no allocation on the common path.
 
-use lockstep_storage_pg::{QueueFigures, TxStatsSnapshot};
+use lockstep_storage_pg::{QueueFigures, StoredFigures, TxStatsSnapshot};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -60,6 +60,28 @@ pub(crate) struct Metrics {
     long_polls_waiting: AtomicI64,
     leases_expired: AtomicU64,
     claims_requeued: AtomicU64,
+    /// Uploads and downloads by kind (artifacts, caches): `[count, bytes]`.
+    uploads: [[AtomicU64; 2]; 2],
+    downloads: [[AtomicU64; 2]; 2],
+    swept: AtomicU64,
+}
+
+/// What an archive is, for the metrics' labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ArchiveKind {
+    Artifacts,
+    Cache,
+}
+
+impl ArchiveKind {
+    const ALL: [Self; 2] = [Self::Artifacts, Self::Cache];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Artifacts => "artifacts",
+            Self::Cache => "cache",
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -120,12 +142,97 @@ impl Metrics {
             .fetch_add(builds as u64, Ordering::Relaxed);
     }
 
-    /// The text exposition of every metric. `pending` (the pending builds, and the queue by
-    /// reason) is `None` when the database could not be asked.
+    pub(crate) fn uploaded(&self, kind: ArchiveKind, bytes: u64) {
+        let [count, total] = &self.uploads[kind as usize];
+        count.fetch_add(1, Ordering::Relaxed);
+        total.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn downloaded(&self, kind: ArchiveKind, bytes: u64) {
+        let [count, total] = &self.downloads[kind as usize];
+        count.fetch_add(1, Ordering::Relaxed);
+        total.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn swept(&self, archives: usize) {
+        self.swept.fetch_add(archives as u64, Ordering::Relaxed);
+    }
+
+    fn render_archives(&self, out: &mut String, stored: Option<&StoredFigures>) {
+        for (name, help, counters) in [
+            (
+                "uploads",
+                "Archives uploaded to this process, by kind.",
+                &self.uploads,
+            ),
+            (
+                "downloads",
+                "Archives this process served, by kind.",
+                &self.downloads,
+            ),
+        ] {
+            for (unit, index, what) in [("total", 0, "count"), ("bytes_total", 1, "bytes")] {
+                let metric = format!("lockstep_archive_{name}_{unit}");
+                header(out, &metric, "counter", &format!("{help} ({what})"));
+                for kind in ArchiveKind::ALL {
+                    let value = counters[kind as usize][index].load(Ordering::Relaxed);
+                    let _ = writeln!(out, "{metric}{{kind=\"{}\"}} {value}", kind.label());
+                }
+            }
+        }
+        header(
+            out,
+            "lockstep_artifacts_swept_total",
+            "counter",
+            "Expired artifacts this process's sweeper deleted (object and row).",
+        );
+        let _ = writeln!(
+            out,
+            "lockstep_artifacts_swept_total {}",
+            self.swept.load(Ordering::Relaxed)
+        );
+        if let Some(stored) = stored {
+            header(
+                out,
+                "lockstep_archives_stored_bytes",
+                "gauge",
+                "Bytes the object store holds for artifacts and caches, by kind.",
+            );
+            let _ = writeln!(
+                out,
+                "lockstep_archives_stored_bytes{{kind=\"artifacts\"}} {}",
+                stored.artifact_bytes
+            );
+            let _ = writeln!(
+                out,
+                "lockstep_archives_stored_bytes{{kind=\"cache\"}} {}",
+                stored.cache_bytes
+            );
+            header(
+                out,
+                "lockstep_archives_stored",
+                "gauge",
+                "Archives the object store holds, by kind.",
+            );
+            let _ = writeln!(
+                out,
+                "lockstep_archives_stored{{kind=\"artifacts\"}} {}",
+                stored.artifacts
+            );
+            let _ = writeln!(
+                out,
+                "lockstep_archives_stored{{kind=\"cache\"}} {}",
+                stored.caches
+            );
+        }
+    }
+
+    /// The text exposition of every metric. `pending` (the pending builds, the queue by reason
+    /// and what the object store holds) is `None` when the database could not be asked.
     pub(crate) fn render(
         &self,
         tx: &TxStatsSnapshot,
-        pending: Option<(i64, QueueFigures)>,
+        pending: Option<(i64, QueueFigures, StoredFigures)>,
     ) -> String {
         let mut out = String::new();
         self.render_requests(&mut out);
@@ -173,7 +280,8 @@ impl Metrics {
             "lockstep_claims_requeued_total {}",
             self.claims_requeued.load(Ordering::Relaxed)
         );
-        if let Some((pending, queue)) = pending {
+        self.render_archives(&mut out, pending.as_ref().map(|(_, _, stored)| stored));
+        if let Some((pending, queue, _)) = pending {
             header(
                 &mut out,
                 "lockstep_builds_pending",
@@ -302,7 +410,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 #[cfg(test)]
 mod tests {
     use super::Metrics;
-    use lockstep_storage_pg::{QueueFigures, TxStatsSnapshot};
+    use lockstep_storage_pg::{QueueFigures, StoredFigures, TxStatsSnapshot};
     use std::time::Duration;
 
     #[test]
@@ -316,7 +424,10 @@ mod tests {
             no_runner: 1,
             oldest_queued_at: Some(chrono::Utc::now() - chrono::TimeDelta::seconds(90)),
         };
-        let text = metrics.render(&TxStatsSnapshot::default(), Some((4, queue)));
+        let text = metrics.render(
+            &TxStatsSnapshot::default(),
+            Some((4, queue, StoredFigures::default())),
+        );
         let labels = "method=\"GET\",route=\"/a\",status=\"200\"";
         for (le, count) in [("0.0005", 1), ("0.005", 2), ("60", 2), ("+Inf", 3)] {
             let line = format!(

@@ -2,7 +2,8 @@
 //! `/api/v1/openapi.json` and checked in at `docs/openapi.json`.
 
 use crate::handlers::{
-    batch, builds, environments, health, jobs, pipelines, projects, resource_groups, runners,
+    archives, artifacts, batch, builds, environments, health, jobs, pipelines, projects,
+    resource_groups, runners,
 };
 use crate::web;
 use crate::web::SESSION_COOKIE;
@@ -18,14 +19,17 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
         description = "A CI build coordinator: pipelines of builds, deployments that follow them, and the protocol runners use to take and run builds. Conventions: docs/api.md.",
     ),
     paths(
-        projects::create, projects::list,
+        projects::create, projects::list, projects::update,
         pipelines::create, pipelines::lint, pipelines::list, pipelines::get, pipelines::cancel, pipelines::retry,
         builds::get, builds::cancel, builds::retry, builds::play, builds::log,
+        artifacts::list, artifacts::download, artifacts::file, artifacts::delete,
         environments::list, environments::deployments,
         resource_groups::list, resource_groups::get, resource_groups::put,
         runners::create, runners::list, runners::delete,
         jobs::request, jobs::watch, jobs::heartbeat, jobs::finish, jobs::append,
         batch::request, batch::finish,
+        archives::upload_artifacts, archives::fetch_artifacts, archives::fetch_cache,
+        archives::upload_cache,
         health::healthz, health::readyz, health::metrics,
         web::home::index, web::home::project, web::pipeline::page, web::build::page,
         web::build::raw, web::environments::page, web::runners::page,

@@ -3,14 +3,15 @@
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::handlers::{
-    batch, builds, environments, health, jobs, pipelines, projects, resource_groups, runners,
+    archives, artifacts, batch, builds, environments, health, jobs, pipelines, projects,
+    resource_groups, runners,
 };
 use crate::openapi;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post, put};
 use std::time::Instant;
 
 /// The largest JSON body: a pipeline of 2,000 jobs with long scripts fits.
@@ -20,6 +21,7 @@ pub(crate) const MAX_JSON_BODY: usize = 8 * 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/projects", post(projects::create).get(projects::list))
+        .route("/projects/{id}", patch(projects::update))
         .route(
             "/projects/{id}/pipelines",
             post(pipelines::create).get(pipelines::list),
@@ -40,6 +42,12 @@ pub fn router(state: AppState) -> Router {
         .route("/builds/{id}/play", post(builds::play))
         .route("/builds/{id}/log", get(builds::log))
         .route(
+            "/builds/{id}/artifacts",
+            get(artifacts::list).delete(artifacts::delete),
+        )
+        .route("/builds/{id}/artifacts/download", get(artifacts::download))
+        .route("/builds/{id}/artifacts/file/{*path}", get(artifacts::file))
+        .route(
             "/environments/{id}/deployments",
             get(environments::deployments),
         )
@@ -54,6 +62,21 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/jobs/{id}/log",
             post(jobs::append).layer(DefaultBodyLimit::max(jobs::MAX_LOG_CHUNK)),
+        )
+        // Archives stream through their own size limit (LOCKSTEP_MAX_ARTIFACT_BYTES).
+        .route(
+            "/jobs/{id}/artifacts",
+            put(archives::upload_artifacts).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/jobs/{id}/artifacts/{build_id}",
+            get(archives::fetch_artifacts),
+        )
+        .route(
+            "/jobs/{id}/cache",
+            get(archives::fetch_cache)
+                .put(archives::upload_cache)
+                .layer(DefaultBodyLimit::disable()),
         )
         .route("/openapi.json", get(openapi::serve))
         .route(

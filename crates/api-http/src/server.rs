@@ -2,7 +2,7 @@
 
 use crate::app::{AppState, Settings};
 use crate::router::router;
-use crate::{live, reaper, wake};
+use crate::{live, reaper, sweeper, wake};
 use anyhow::Context as _;
 use lockstep_storage_pg::{connection_pool, run_migrations};
 use std::net::SocketAddr;
@@ -66,6 +66,7 @@ pub async fn run(
     let listener_task = tokio::spawn(wake::listen(state.clone(), database_url));
     let reaper_task = tokio::spawn(reaper::run(state.clone()));
     let presence_task = tokio::spawn(live::presence::run(state.clone()));
+    let sweeper_task = tokio::spawn(sweeper::run(state.clone()));
     let stopping = state.clone();
     axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(async move {
@@ -76,7 +77,7 @@ pub async fn run(
         .await
         .context("server failed")?;
     state.shut_down();
-    let _ = tokio::join!(listener_task, reaper_task, presence_task);
+    let _ = tokio::join!(listener_task, reaper_task, presence_task, sweeper_task);
     tracing::info!("stopped");
     Ok(())
 }

@@ -245,6 +245,11 @@ impl Client {
         })
     }
 
+    pub(crate) fn artifacts(&self, build: i64) -> Result<Json<Artifacts>, ClientError> {
+        self.get(&format!("/builds/{build}/artifacts"), &[])
+            .map_err(|e| e.naming(|| format!("build {build}'s artifacts")))
+    }
+
     pub(crate) fn runners(&self) -> Result<Json<Vec<Runner>>, ClientError> {
         self.get("/runners", &[])
     }
@@ -264,6 +269,25 @@ impl Client {
         self.get(&format!("/projects/{project}/resource_groups"), &[])
             .map_err(|e| e.naming(|| format!("project {project}")))
     }
+}
+
+/// A build's artifacts, as `GET /builds/{id}/artifacts` lists them.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Artifacts {
+    pub(crate) job: String,
+    pub(crate) file_name: String,
+    pub(crate) size: u64,
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+    pub(crate) entries: Vec<ArtifactEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ArtifactEntry {
+    pub(crate) path: String,
+    pub(crate) kind: String,
+    pub(crate) size: u64,
+    #[serde(default)]
+    pub(crate) target: Option<String>,
 }
 
 #[cfg(test)]

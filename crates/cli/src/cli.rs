@@ -31,6 +31,8 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// Print a build's log, byte for byte
     Logs(LogsArgs),
+    /// List a build's artifacts, or download and unpack them into a directory
+    Artifacts(ArtifactsArgs),
     /// Show a pipeline's jobs, by stage
     Status(PipelineArg),
     /// List a project's pipelines, newest first
@@ -79,6 +81,17 @@ pub(crate) struct LogsArgs {
     /// Keep printing as the log grows, until the build finishes
     #[arg(short, long)]
     pub(crate) follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ArtifactsArgs {
+    /// The build
+    #[arg(value_name = "BUILD", value_parser = clap::value_parser!(i64).range(1..))]
+    pub(crate) build: i64,
+    /// Unpack them into this directory (created when missing); files already there with the
+    /// same names are replaced
+    #[arg(long, value_name = "DIR")]
+    pub(crate) download: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

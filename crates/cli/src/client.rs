@@ -16,6 +16,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest answer read: a pipeline of thousands of jobs is a few MiB.
 const MAX_ANSWER_BYTES: u64 = 64 * 1024 * 1024;
+/// How long one archive download may take.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// A connection to one server, with one admin token.
 #[derive(Debug, Clone)]
@@ -234,6 +236,19 @@ impl Client {
             .fold(request, |request, (key, value)| request.query(*key, value));
         let response = self.answer(path, request.send(bytes))?;
         self.read_json(path, response)
+    }
+
+    /// `GET /api/v1{path}` written to `file`; returns the bytes written.
+    pub(crate) fn download(&self, path: &str, file: &std::path::Path) -> Result<u64, ClientError> {
+        let request = self
+            .authorized(self.agent.get(self.endpoint(path)))
+            .config()
+            .timeout_global(Some(DOWNLOAD_TIMEOUT))
+            .build();
+        let mut response = self.answer(path, request.call())?;
+        let mut target = std::fs::File::create(file).map_err(|e| self.unexpected(path, &e))?;
+        let mut reader = response.body_mut().with_config().limit(u64::MAX).reader();
+        std::io::copy(&mut reader, &mut target).map_err(|e| self.unexpected(path, &e))
     }
 
     /// One page of build `build`'s log, from `offset`.

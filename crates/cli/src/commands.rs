@@ -1,5 +1,6 @@
 //! The subcommands, one module each, and what they share: the settings and the client.
 
+mod artifacts;
 mod lint;
 mod login;
 mod logs;
@@ -61,6 +62,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Login => login::run(ctx),
         Command::Run(args) => run::run(ctx, &args),
         Command::Logs(args) => logs::run(ctx, &args),
+        Command::Artifacts(args) => artifacts::run(ctx, &args),
         Command::Status(args) => pipelines::status(ctx, args.pipeline),
         Command::Pipelines(args) => pipelines::list(ctx, &args),
         Command::Cancel(target) => transitions::cancel(ctx, &target),

@@ -1,5 +1,6 @@
 //! Pipeline definitions as users write them, and their validation into a [`ValidPipeline`].
 
+use crate::artifacts::{Artifacts, Cache, Caches, Need, ValidArtifacts};
 use crate::environment::{Environment, EnvironmentAction};
 use crate::graph::{JobSet, Needs};
 use crate::retry::{AllowFailure, Retry, RetryPolicy};
@@ -41,6 +42,16 @@ pub mod limits {
     pub const DEFAULT_GROUP_LIMIT: u32 = 1;
     /// The most slots a resource group may have.
     pub const MAX_GROUP_LIMIT: u32 = 100;
+    /// Globs in one `artifacts: paths` (or `exclude`, or `cache: paths`).
+    pub const MAX_ARTIFACT_PATHS: usize = 100;
+    /// Bytes in one of those globs.
+    pub const MAX_PATH_BYTES: usize = 4_096;
+    /// Entries of one job's `cache` (GitLab's limit too).
+    pub const MAX_CACHES: usize = 4;
+    /// Files in one `cache: key: files` (GitLab's limit too).
+    pub const MAX_CACHE_KEY_FILES: usize = 2;
+    /// The longest `artifacts: expire_in` short of `never`: a hundred years.
+    pub const MAX_EXPIRE_IN_SECONDS: u64 = 100 * 365 * 86_400;
 }
 
 /// What a new pipeline does to the older, unfinished pipelines of its project and ref (GitLab's
@@ -131,9 +142,20 @@ pub struct JobDefinition {
     /// Environment variables for the scripts, beside the `CI_*` ones.
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
-    /// The jobs this one waits for. Absent: every job of earlier stages. Empty: none.
+    /// The jobs this one waits for. Absent: every job of earlier stages. Empty: none. An entry
+    /// is a name or `{job, artifacts: false}`.
     #[serde(default)]
-    pub needs: Option<Vec<String>>,
+    pub needs: Option<Vec<Need>>,
+    /// The jobs whose artifacts this one fetches. Absent: every job it waits for (but the
+    /// `needs` entries with `artifacts: false`). Each must be a job it waits for.
+    #[serde(default)]
+    pub dependencies: Option<Vec<String>>,
+    /// The files kept after the script, for later jobs and for people.
+    #[serde(default)]
+    pub artifacts: Option<Artifacts>,
+    /// One cache or a list of them: files kept from one pipeline to the next.
+    #[serde(default)]
+    pub cache: Option<Caches>,
     #[serde(default)]
     pub when: When,
     /// `true`, `false` or `{exit_codes}`: the failures that let the pipeline pass anyway.
@@ -161,14 +183,27 @@ pub struct JobDefinition {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
     Empty,
-    TooLong { max: usize },
-    TooMany { max: usize },
-    BadCharacters { allowed: &'static str },
+    TooLong {
+        max: usize,
+    },
+    TooMany {
+        max: usize,
+    },
+    BadCharacters {
+        allowed: &'static str,
+    },
     DuplicateJob,
     DuplicateNeed(String),
     UnknownJob(String),
     Cycle(Vec<String>),
-    OutOfRange { min: u32, max: u32 },
+    OutOfRange {
+        min: u32,
+        max: u32,
+    },
+    /// A dependency the job does not wait for.
+    NotNeeded(String),
+    /// Anything else, said in words.
+    Invalid(String),
 }
 
 impl fmt::Display for Problem {
@@ -185,6 +220,11 @@ impl fmt::Display for Problem {
             }
             Self::Cycle(jobs) => write!(f, "form a cycle: {}", jobs.join(" -> ")),
             Self::OutOfRange { min, max } => write!(f, "must be between {min} and {max}"),
+            Self::NotNeeded(name) => write!(
+                f,
+                "names `{name}`, which this job does not wait for; list it in `needs` (or put it in an earlier stage)"
+            ),
+            Self::Invalid(why) => f.write_str(why),
         }
     }
 }
@@ -206,7 +246,7 @@ impl DefinitionError {
         }
     }
 
-    fn job(job: &str, field: &'static str, problem: Problem) -> Self {
+    pub(crate) fn job(job: &str, field: &'static str, problem: Problem) -> Self {
         Self {
             job: Some(job.to_owned()),
             field,
@@ -257,6 +297,9 @@ pub struct ValidJob {
     retry: RetryPolicy,
     resource_group: Option<String>,
     interruptible: bool,
+    artifacts: Option<ValidArtifacts>,
+    caches: Vec<Cache>,
+    dependencies: Vec<String>,
 }
 
 impl ValidJob {
@@ -325,6 +368,18 @@ impl ValidJob {
     }
     pub fn interruptible(&self) -> bool {
         self.interruptible
+    }
+    pub fn artifacts(&self) -> Option<&ValidArtifacts> {
+        self.artifacts.as_ref()
+    }
+    pub fn caches(&self) -> &[Cache] {
+        &self.caches
+    }
+    /// The jobs whose artifacts this one fetches before its script, in definition order: its
+    /// `dependencies`, or else the jobs it waits for, less those it opted out of, keeping only
+    /// jobs that declare artifacts.
+    pub fn dependencies(&self) -> &[String] {
+        &self.dependencies
     }
 }
 
@@ -396,6 +451,15 @@ impl PipelineDefinition {
             DefinitionError::job(first, "needs", Problem::Cycle(names))
         })?
         .with_groups(jobs.iter().map(|j| j.resource_group.is_some()).collect());
+        let resolved = self
+            .jobs
+            .iter()
+            .zip(&jobs)
+            .map(|(job, valid)| dependencies(job, valid.stage_idx, &self.jobs, &jobs, &index))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (job, dependencies) in jobs.iter_mut().zip(resolved) {
+            job.dependencies = dependencies;
+        }
         Ok(ValidPipeline { jobs, graph })
     }
 }
@@ -423,6 +487,13 @@ fn validate_job(
     if let Some(needs) = &job.needs {
         check_needs(name, needs, index)?;
     }
+    let artifacts = job
+        .artifacts
+        .as_ref()
+        .map(|a| crate::artifacts::check_artifacts(name, a))
+        .transpose()?;
+    let caches = job.cache.clone().map(Caches::into_vec).unwrap_or_default();
+    crate::artifacts::check_caches(name, &caches)?;
     if let Some(env) = &job.environment {
         check_environment(name, &env.name)?;
     }
@@ -448,7 +519,10 @@ fn validate_job(
         script: job.script.clone(),
         after_script: job.after_script.clone(),
         variables: job.variables.clone(),
-        needs: job.needs.clone(),
+        needs: job
+            .needs
+            .as_ref()
+            .map(|needs| needs.iter().map(|n| n.job.clone()).collect()),
         when: job.when,
         allow_failure: job.allow_failure.clone(),
         environment: job.environment.clone(),
@@ -457,7 +531,71 @@ fn validate_job(
         retry,
         resource_group: job.resource_group.clone(),
         interruptible: job.interruptible,
+        artifacts,
+        caches,
+        // Resolved by the caller, which knows the other jobs.
+        dependencies: Vec::new(),
     })
+}
+
+/// The jobs whose artifacts `job` fetches (see [`ValidJob::dependencies`]), given every job
+/// (`all` as written, `valid` validated, in the same order); `stage_idx` is the job's own.
+fn dependencies(
+    job: &JobDefinition,
+    stage_idx: u32,
+    all: &[JobDefinition],
+    valid: &[ValidJob],
+    index: &HashMap<&str, usize>,
+) -> Result<Vec<String>, DefinitionError> {
+    let waits_for = |other: &str| match &job.needs {
+        Some(needs) => needs.iter().any(|n| n.job == other),
+        None => valid[index[other]].stage_idx < stage_idx,
+    };
+    let chosen: Vec<&str> = match &job.dependencies {
+        Some(listed) => {
+            check_dependencies(&job.name, listed, index, waits_for)?;
+            listed.iter().map(String::as_str).collect()
+        }
+        None => match &job.needs {
+            Some(needs) => needs
+                .iter()
+                .filter(|n| n.artifacts)
+                .map(|n| n.job.as_str())
+                .collect(),
+            None => all
+                .iter()
+                .map(|other| other.name.as_str())
+                .filter(|other| waits_for(other))
+                .collect(),
+        },
+    };
+    Ok(chosen
+        .into_iter()
+        .filter(|name| all[index[name]].artifacts.is_some())
+        .map(str::to_owned)
+        .collect())
+}
+
+fn check_dependencies(
+    job: &str,
+    listed: &[String],
+    index: &HashMap<&str, usize>,
+    waits_for: impl Fn(&str) -> bool,
+) -> Result<(), DefinitionError> {
+    let mut seen = BTreeSet::new();
+    for name in listed {
+        let problem = if !index.contains_key(name.as_str()) {
+            Problem::UnknownJob(name.clone())
+        } else if !seen.insert(name.as_str()) {
+            Problem::DuplicateNeed(name.clone())
+        } else if !waits_for(name) {
+            Problem::NotNeeded(name.clone())
+        } else {
+            continue;
+        };
+        return Err(DefinitionError::job(job, "dependencies", problem));
+    }
+    Ok(())
 }
 
 fn check_retry(job: &str, retry: Option<&Retry>) -> Result<RetryPolicy, DefinitionError> {
@@ -541,7 +679,7 @@ fn check_script(
 
 fn check_needs(
     job: &str,
-    needs: &[String],
+    needs: &[Need],
     index: &HashMap<&str, usize>,
 ) -> Result<(), DefinitionError> {
     if needs.len() > limits::MAX_NEEDS {
@@ -554,7 +692,7 @@ fn check_needs(
         ));
     }
     let mut seen = BTreeSet::new();
-    for need in needs {
+    for need in needs.iter().map(|n| &n.job) {
         if !index.contains_key(need.as_str()) {
             return Err(DefinitionError::job(
                 job,
@@ -626,6 +764,7 @@ fn in_range(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::artifacts::CacheKey;
 
     fn job(name: &str) -> JobDefinition {
         JobDefinition {
@@ -848,6 +987,147 @@ mod tests {
                 .jobs()
                 .iter()
                 .all(|j| j.environment() == Some("review"))
+        );
+    }
+
+    fn kept(paths: &[&str]) -> Artifacts {
+        Artifacts {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+            ..Artifacts::default()
+        }
+    }
+
+    fn resolved(jobs: Vec<JobDefinition>) -> Vec<(String, Vec<String>)> {
+        let valid = PipelineDefinition { jobs }.validate().unwrap();
+        valid
+            .jobs()
+            .iter()
+            .map(|j| (j.name().to_owned(), j.dependencies().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn dependencies_default_to_the_jobs_waited_for_that_keep_artifacts() {
+        let staged = |name: &str, stage: &str| {
+            with(name, |j| {
+                j.stage = Some(stage.into());
+                j.artifacts = Some(kept(&["out"]));
+            })
+        };
+        let deps = resolved(vec![
+            staged("build", "build"),
+            with("plain", |j| j.stage = Some("build".into())),
+            with("test", |j| j.stage = Some("test".into())),
+            // Defined last but in the first stage: `test` still waits for it.
+            staged("late", "build"),
+            with("direct", |j| {
+                j.stage = Some("test".into());
+                j.needs = Some(vec![
+                    "build".into(),
+                    Need {
+                        job: "late".into(),
+                        artifacts: false,
+                    },
+                ]);
+            }),
+            with("none", |j| {
+                j.stage = Some("test".into());
+                j.dependencies = Some(vec![]);
+            }),
+            with("chosen", |j| {
+                j.stage = Some("test".into());
+                j.dependencies = Some(vec!["late".into(), "plain".into()]);
+            }),
+        ]);
+        let deps: Vec<(&str, Vec<&str>)> = deps
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(
+            deps,
+            [
+                ("build", vec![]),
+                ("plain", vec![]),
+                ("test", vec!["build", "late"]),
+                ("late", vec![]),
+                ("direct", vec!["build"]),
+                ("none", vec![]),
+                ("chosen", vec!["late"]),
+            ]
+        );
+    }
+
+    #[test]
+    fn validation_table_for_artifacts_dependencies_and_caches() {
+        let b = || with("b", |j| j.stage = Some("build".into()));
+        check(
+            vec![
+                b(),
+                with("a", |j| j.dependencies = Some(vec!["nope".into()])),
+            ],
+            Some(("a", "dependencies", Problem::UnknownJob("nope".into()))),
+        );
+        check(
+            vec![
+                b(),
+                with("a", |j| {
+                    j.needs = Some(vec![]);
+                    j.dependencies = Some(vec!["b".into()]);
+                }),
+            ],
+            Some(("a", "dependencies", Problem::NotNeeded("b".into()))),
+        );
+        check(
+            vec![with("a", |j| j.artifacts = Some(kept(&[])))],
+            Some(("a", "artifacts.paths", Problem::Empty)),
+        );
+        check(
+            vec![with("a", |j| j.artifacts = Some(kept(&["../up"])))],
+            Some((
+                "a",
+                "artifacts.paths",
+                Problem::Invalid(
+                    "`../up` leaves the build directory; paths are relative to it".into(),
+                ),
+            )),
+        );
+        let err = PipelineDefinition {
+            jobs: vec![with("a", |j| {
+                j.artifacts = Some(Artifacts {
+                    paths: vec!["x".into()],
+                    expire_in: Some("soon".into()),
+                    ..Artifacts::default()
+                });
+            })],
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(err.field(), "artifacts.expire_in");
+        let cache = |key: CacheKey| Cache {
+            key,
+            paths: vec!["target".into()],
+            ..Cache::default()
+        };
+        check(
+            vec![with("a", |j| {
+                j.cache = Some(Caches::Many(vec![cache(CacheKey::default()); 5]));
+            })],
+            Some((
+                "a",
+                "cache",
+                Problem::TooMany {
+                    max: limits::MAX_CACHES,
+                },
+            )),
+        );
+        check(
+            vec![with("a", |j| {
+                j.cache = Some(Caches::One(Box::new(cache(CacheKey::Files {
+                    files: vec![],
+                    prefix: None,
+                }))));
+            })],
+            Some(("a", "cache.key.files", Problem::Empty)),
         );
     }
 

@@ -15,7 +15,7 @@ const UNITS: &[(&[&str], u64)] = &[
 /// The seconds `text` means, or why it means none. A plain number is seconds. Otherwise it is
 /// numbers each followed by a unit, separated by spaces, commas or "and" (`1h 30m`,
 /// `1 hour and 30 minutes`, `1.5h`); a fraction of a second is dropped.
-pub(crate) fn seconds(text: &str) -> Result<u64, String> {
+pub fn seconds(text: &str) -> Result<u64, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("is empty; write a duration such as `1h 30m`".to_owned());

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
+mod artifacts;
 mod definition;
+mod duration;
 mod environment;
 mod graph;
 mod ids;
@@ -14,10 +16,15 @@ mod transition;
 mod variables;
 mod waiting;
 
+pub use artifacts::{
+    Artifacts, Cache, CacheKey, CachePolicy, Caches, Expiry, Need, UploadWhen, ValidArtifacts,
+    check_cache_key,
+};
 pub use definition::{
     AutoCancel, DefinitionError, JobDefinition, PipelineDefinition, Problem, ValidJob,
     ValidPipeline, When, limits,
 };
+pub use duration::seconds as duration_seconds;
 pub use environment::{Environment, EnvironmentAction};
 pub use ids::{BuildId, DeploymentId, PipelineId, ProjectId, ResourceGroupId, RunnerId};
 pub use lease::check_holder;

@@ -9,7 +9,7 @@ use crate::needs::{self, Need};
 use crate::shaped;
 use crate::tree::{Entry, Node, Pos, Value, join};
 use crate::variables::{self, Variable};
-use lockstep_domain::{AllowFailure, Environment, Retry, When, limits};
+use lockstep_domain::{AllowFailure, Artifacts, Caches, Environment, Retry, When, limits};
 
 /// A value and where its key was written.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +28,8 @@ pub(crate) struct Common {
     pub(crate) retry: Option<Set<Retry>>,
     pub(crate) interruptible: Option<Set<bool>>,
     pub(crate) variables: Option<Set<Vec<Variable>>>,
+    pub(crate) artifacts: Option<Set<Artifacts>>,
+    pub(crate) cache: Option<Set<Caches>>,
 }
 
 /// `when`, with GitLab's `never` (the job is not in the pipeline) beside the domain's values.
@@ -44,6 +46,7 @@ pub(crate) struct JobFields {
     pub(crate) stage: Option<Set<String>>,
     pub(crate) script: Option<Set<Vec<String>>>,
     pub(crate) needs: Option<Set<Vec<Need>>>,
+    pub(crate) dependencies: Option<Set<Vec<(String, Pos)>>>,
     pub(crate) when: Option<Set<Run>>,
     pub(crate) allow_failure: Option<Set<AllowFailure>>,
     pub(crate) environment: Option<Set<Environment>>,
@@ -67,6 +70,9 @@ pub(crate) fn read(name: &str, node: &Node, problems: &mut Problems) -> Option<J
             "stage" => job.stage = fields::string(value, &field, problems).map(at(pos)),
             "script" => job.script = fields::script(value, &field, problems).map(at(pos)),
             "needs" => job.needs = needs::read(value, &field, problems).map(at(pos)),
+            "dependencies" => {
+                job.dependencies = fields::names(value, &field, problems).map(at(pos));
+            }
             "when" => job.when = when(value, &field, problems).map(at(pos)),
             "allow_failure" => {
                 job.allow_failure = shaped::allow_failure(value, &field, problems).map(at(pos));
@@ -130,6 +136,10 @@ fn common(entries: &[Entry], path: &str, problems: &mut Problems) -> Common {
                 common.interruptible = fields::boolean(value, &field, problems).map(at(pos));
             }
             "variables" => common.variables = variables::read(value, &field, problems).map(at(pos)),
+            "artifacts" => {
+                common.artifacts = shaped::artifacts(value, &field, problems).map(at(pos));
+            }
+            "cache" => common.cache = shaped::cache(value, &field, problems).map(at(pos)),
             _ => {}
         }
     }
@@ -170,7 +180,7 @@ fn when(node: &Node, field: &str, problems: &mut Problems) -> Option<Run> {
 fn timeout(node: &Node, field: &str, problems: &mut Problems) -> Option<u32> {
     let seconds = match &node.value {
         Value::Int(n) => u64::try_from(*n).map_err(|_| "must not be negative".to_owned()),
-        Value::Str(text) => crate::duration::seconds(text),
+        Value::Str(text) => lockstep_domain::duration_seconds(text),
         _ => Err(format!(
             "must be a duration such as `1h 30m`, not {}",
             node.kind()

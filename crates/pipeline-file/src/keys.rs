@@ -27,17 +27,12 @@ pub const DEFAULT_KEYS: &[&str] = &[
     "before_script",
     "after_script",
     "variables",
+    "artifacts",
+    "cache",
 ];
 
 /// GitLab's `default` keys that Lockstep does not support yet.
-pub const REFUSED_DEFAULT_KEYS: &[&str] = &[
-    "artifacts",
-    "cache",
-    "hooks",
-    "id_tokens",
-    "image",
-    "services",
-];
+pub const REFUSED_DEFAULT_KEYS: &[&str] = &["hooks", "id_tokens", "image", "services"];
 
 /// Keys of a job.
 pub const JOB_KEYS: &[&str] = &[
@@ -57,6 +52,9 @@ pub const JOB_KEYS: &[&str] = &[
     "variables",
     "extends",
     "parallel",
+    "artifacts",
+    "cache",
+    "dependencies",
 ];
 
 /// GitLab's job keys that Lockstep does not support yet: refused, never silently ignored, since
@@ -67,11 +65,8 @@ pub const REFUSED_JOB_KEYS: &[&str] = &[
     "except",
     "include",
     "trigger",
-    "artifacts",
-    "cache",
     "image",
     "services",
-    "dependencies",
     "coverage",
     "inherit",
     "pages",
@@ -110,9 +105,16 @@ pub(crate) const RETRY_KEYS: &[&str] = &["max", "when", "exit_codes"];
 pub(crate) const ALLOW_FAILURE_KEYS: &[&str] = &["exit_codes"];
 
 /// Keys of one `needs` entry in its long form.
-pub(crate) const NEED_KEYS: &[&str] = &["job", "optional"];
-pub(crate) const REFUSED_NEED_KEYS: &[&str] =
-    &["artifacts", "pipeline", "project", "ref", "parallel"];
+pub(crate) const NEED_KEYS: &[&str] = &["job", "optional", "artifacts"];
+pub(crate) const REFUSED_NEED_KEYS: &[&str] = &["pipeline", "project", "ref", "parallel"];
+
+/// Keys of `artifacts`, of one `cache` and of a cache's `key` in its long form.
+pub(crate) const ARTIFACTS_KEYS: &[&str] = &["paths", "exclude", "name", "when", "expire_in"];
+pub(crate) const REFUSED_ARTIFACTS_KEYS: &[&str] =
+    &["reports", "untracked", "expose_as", "public", "access"];
+pub(crate) const CACHE_KEYS: &[&str] = &["key", "paths", "policy", "when"];
+pub(crate) const REFUSED_CACHE_KEYS: &[&str] = &["untracked", "unprotect", "fallback_keys"];
+pub(crate) const CACHE_KEY_KEYS: &[&str] = &["files", "prefix"];
 
 /// Keys of a variable in its long form.
 pub(crate) const VARIABLE_KEYS: &[&str] = &["value", "description"];
@@ -156,6 +158,18 @@ pub(crate) const ALLOW_FAILURE: Keys = Keys {
 pub(crate) const NEED: Keys = Keys {
     allowed: NEED_KEYS,
     refused: REFUSED_NEED_KEYS,
+};
+pub(crate) const ARTIFACTS: Keys = Keys {
+    allowed: ARTIFACTS_KEYS,
+    refused: REFUSED_ARTIFACTS_KEYS,
+};
+pub(crate) const CACHE: Keys = Keys {
+    allowed: CACHE_KEYS,
+    refused: REFUSED_CACHE_KEYS,
+};
+pub(crate) const CACHE_KEY: Keys = Keys {
+    allowed: CACHE_KEY_KEYS,
+    refused: &[],
 };
 pub(crate) const VARIABLE: Keys = Keys {
     allowed: VARIABLE_KEYS,

@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-mod duration;
 mod error;
 mod fields;
 mod job;

@@ -55,10 +55,13 @@ fn placed(error: &DefinitionError, sources: &Sources) -> FileError {
         "timeout_seconds" => "timeout",
         other => other,
     };
+    // `artifacts.paths` was written under `artifacts`.
+    let top = key.split('.').next().unwrap_or(key);
     let pos = source
         .keys
         .iter()
         .find(|(field, _)| *field == error.field())
+        .or_else(|| source.keys.iter().find(|(field, _)| *field == top))
         .map_or(source.pos, |&(_, pos)| pos);
     FileError::at(
         pos,

@@ -11,6 +11,8 @@ use std::collections::{HashMap, HashSet};
 pub(crate) struct Need {
     pub(crate) name: String,
     pub(crate) optional: bool,
+    /// `artifacts: false`: wait for the job without fetching its artifacts.
+    pub(crate) artifacts: bool,
     pub(crate) pos: Pos,
 }
 
@@ -40,6 +42,7 @@ fn entry(item: &Node, field: &str, problems: &mut Problems) -> Option<Need> {
         return Some(Need {
             name: name.to_owned(),
             optional: false,
+            artifacts: true,
             pos: item.pos,
         });
     }
@@ -48,7 +51,7 @@ fn entry(item: &Node, field: &str, problems: &mut Problems) -> Option<Need> {
             item.pos,
             field,
             format!(
-                "each entry of `needs` must be a job name or {{job, optional}}, not {}",
+                "each entry of `needs` must be a job name or {{job, optional, artifacts}}, not {}",
                 item.kind()
             ),
         );
@@ -66,15 +69,16 @@ fn entry(item: &Node, field: &str, problems: &mut Problems) -> Option<Need> {
         return None;
     };
     let name = crate::fields::string(&job.value, &format!("{field}.job"), problems)?;
-    let optional = match get(entries, "optional") {
-        Some(optional) => {
-            crate::fields::boolean(&optional.value, &format!("{field}.optional"), problems)?
-        }
-        None => false,
+    let flag = |key: &str, problems: &mut Problems| match get(entries, key) {
+        Some(e) => crate::fields::boolean(&e.value, &format!("{field}.{key}"), problems),
+        None => Some(key == "artifacts"),
     };
+    let optional = flag("optional", problems)?;
+    let artifacts = flag("artifacts", problems)?;
     Some(Need {
         name,
         optional,
+        artifacts,
         pos: job.value.pos,
     })
 }
@@ -92,38 +96,70 @@ pub(crate) struct Catalog {
     pub(crate) hidden: HashSet<String>,
 }
 
-/// The names a job's needs come to; `None` when one names no job of the pipeline.
+/// The jobs a job's needs come to; `None` when one names no job of the pipeline.
 pub(crate) fn resolve(
     needs: &[Need],
     field: &str,
     catalog: &Catalog,
     problems: &mut Problems,
-) -> Option<Vec<String>> {
-    let mut names = Vec::with_capacity(needs.len());
+) -> Option<Vec<lockstep_domain::Need>> {
+    let mut resolved = Vec::with_capacity(needs.len());
     let mut clean = true;
     for need in needs {
+        let to = |job: &String| lockstep_domain::Need {
+            job: job.clone(),
+            artifacts: need.artifacts,
+        };
         if let Some(instances) = catalog.instances.get(&need.name) {
-            names.extend(instances.iter().cloned());
+            resolved.extend(instances.iter().map(to));
         } else if catalog.exact.contains(&need.name) {
-            names.push(need.name.clone());
+            resolved.push(to(&need.name));
         } else if !need.optional {
             clean = false;
-            problems.at(need.pos, field, missing(&need.name, catalog));
+            problems.at(need.pos, field, missing("needs", &need.name, catalog));
         }
     }
-    clean.then_some(names)
+    clean.then_some(resolved)
 }
 
-fn missing(name: &str, catalog: &Catalog) -> String {
+/// The jobs `dependencies` names (a parallel job's name means all its instances); `None` when
+/// one names no job of the pipeline.
+pub(crate) fn dependencies(
+    names: &[(String, Pos)],
+    field: &str,
+    catalog: &Catalog,
+    problems: &mut Problems,
+) -> Option<Vec<String>> {
+    let mut resolved = Vec::with_capacity(names.len());
+    let mut clean = true;
+    for (name, pos) in names {
+        if let Some(instances) = catalog.instances.get(name) {
+            resolved.extend(instances.iter().cloned());
+        } else if catalog.exact.contains(name) {
+            resolved.push(name.clone());
+        } else {
+            clean = false;
+            problems.at(*pos, field, missing("dependencies", name, catalog));
+        }
+    }
+    clean.then_some(resolved)
+}
+
+fn missing(key: &str, name: &str, catalog: &Catalog) -> String {
     let shown = shown(name);
     if catalog.never.contains(name) {
+        let hint = if key == "needs" {
+            "; add `optional: true` to need it only when it runs"
+        } else {
+            ""
+        };
         format!(
-            "`needs` names `{shown}`, which has `when: never` and so is not in the pipeline; add `optional: true` to need it only when it runs"
+            "`{key}` names `{shown}`, which has `when: never` and so is not in the pipeline{hint}"
         )
     } else if catalog.hidden.contains(name) {
-        format!("`needs` names `{shown}`, a hidden job, which never runs")
+        format!("`{key}` names `{shown}`, a hidden job, which never runs")
     } else {
         let hint = did_you_mean(name, catalog.instances.keys().map(String::as_str));
-        format!("`needs` names `{shown}`, which is not a job of this pipeline{hint}")
+        format!("`{key}` names `{shown}`, which is not a job of this pipeline{hint}")
     }
 }

@@ -229,6 +229,8 @@ fn fill(common: &mut Common, defaults: &Common) {
     or(&mut common.timeout, defaults.timeout.as_ref());
     or(&mut common.retry, defaults.retry.as_ref());
     or(&mut common.interruptible, defaults.interruptible.as_ref());
+    or(&mut common.artifacts, defaults.artifacts.as_ref());
+    or(&mut common.cache, defaults.cache.as_ref());
     if let Some(default) = &defaults.variables {
         let own = common.variables.take();
         let pos = own.as_ref().map_or(default.pos, |own| own.pos);
@@ -278,6 +280,16 @@ fn build(
         }
         None => None,
     };
+    let dependencies = match &fields.dependencies {
+        Some(Set { value, .. }) => {
+            let field = join(&job.key, "dependencies");
+            match needs::dependencies(value, &field, catalog, problems) {
+                Some(names) => Some(names),
+                None => return Vec::new(),
+            }
+        }
+        None => None,
+    };
     let mut variables: BTreeMap<String, String> = settings
         .variables
         .iter()
@@ -301,6 +313,9 @@ fn build(
         after_script: value(common.after_script.as_ref()).unwrap_or_default(),
         variables,
         needs,
+        dependencies,
+        artifacts: value(common.artifacts.as_ref()),
+        cache: value(common.cache.as_ref()),
         when: match fields.when.as_ref().map(|w| w.value) {
             Some(Run::When(when)) => when,
             Some(Run::Never) | None => When::OnSuccess,
@@ -347,6 +362,9 @@ fn key_positions(fields: &JobFields) -> Vec<(&'static str, Pos)> {
         ("after_script", common.after_script.as_ref().map(|s| s.pos)),
         ("variables", common.variables.as_ref().map(|s| s.pos)),
         ("needs", fields.needs.as_ref().map(|s| s.pos)),
+        ("dependencies", fields.dependencies.as_ref().map(|s| s.pos)),
+        ("artifacts", common.artifacts.as_ref().map(|s| s.pos)),
+        ("cache", common.cache.as_ref().map(|s| s.pos)),
         (
             "allow_failure",
             fields.allow_failure.as_ref().map(|s| s.pos),

@@ -4,7 +4,7 @@
 use crate::error::Problems;
 use crate::keys;
 use crate::tree::{Node, PathStep, Value, get, join};
-use lockstep_domain::{AllowFailure, Environment, Retry};
+use lockstep_domain::{AllowFailure, Artifacts, Caches, Environment, Retry};
 use serde::de::DeserializeOwned;
 
 /// GitLab's `retry: when` failures that Lockstep names differently, and what it calls them.
@@ -50,6 +50,55 @@ pub(crate) fn environment(
     problems: &mut Problems,
 ) -> Option<Environment> {
     if !keys_known(node, keys::ENVIRONMENT, field, problems) {
+        return None;
+    }
+    domain(node, field, problems)
+}
+
+pub(crate) fn artifacts(node: &Node, field: &str, problems: &mut Problems) -> Option<Artifacts> {
+    if node.as_map().is_none() {
+        problems.at(
+            node.pos,
+            field,
+            format!(
+                "`artifacts` must be a mapping such as {{paths: [out/]}}, not {}",
+                node.kind()
+            ),
+        );
+        return None;
+    }
+    if !keys_known(node, keys::ARTIFACTS, field, problems) {
+        return None;
+    }
+    domain(node, field, problems)
+}
+
+/// `cache`: one mapping or a list of them, each with its keys (and its `key`'s) checked.
+pub(crate) fn cache(node: &Node, field: &str, problems: &mut Problems) -> Option<Caches> {
+    let items: Vec<&Node> = match &node.value {
+        Value::Seq(items) => items.iter().collect(),
+        _ => vec![node],
+    };
+    let mut clean = true;
+    for item in items {
+        let Some(entries) = item.as_map() else {
+            problems.at(
+                item.pos,
+                field,
+                format!(
+                    "`cache` must be a mapping such as {{key: deps, paths: [target/]}} or a list of them, not {}",
+                    item.kind()
+                ),
+            );
+            clean = false;
+            continue;
+        };
+        clean &= keys::check(entries, keys::CACHE, field, problems);
+        if let Some(key) = get(entries, "key") {
+            clean &= keys_known(&key.value, keys::CACHE_KEY, &join(field, "key"), problems);
+        }
+    }
+    if !clean {
         return None;
     }
     domain(node, field, problems)

@@ -1,6 +1,7 @@
 //! Tests of the whole reader through `lint` and `parse`: one `check` helper renders the outcome
 //! as text, and each table row states the file and what it comes to.
 
+mod artifacts;
 mod domain;
 mod extends;
 mod hostile;
@@ -21,6 +22,9 @@ const FIELDS: &[&str] = &[
     "after_script",
     "variables",
     "needs",
+    "dependencies",
+    "artifacts",
+    "cache",
     "when",
     "allow_failure",
     "environment",

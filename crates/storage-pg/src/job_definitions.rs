@@ -1,14 +1,15 @@
 //! The parts of a job's definition that only its runner and its readers need: the lines around
-//! its script, its variables, and what it does to its environment (`ci_job_definitions`, one row
-//! per job that has any of them, shared by all of the job's attempts).
+//! its script, its variables, what it does to its environment, and the files it keeps, fetches
+//! and caches (`ci_job_definitions`, one row per job that has any of them, shared by all of the
+//! job's attempts).
 
 use crate::StorageError;
 use crate::prepared::{Prepared, Statement};
 use crate::schema::ci_job_definitions;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Text};
-use lockstep_domain::{EnvironmentAction, PipelineId, ValidJob};
+use diesel::sql_types::{Array, BigInt, Nullable, Text};
+use lockstep_domain::{Artifacts, Cache, EnvironmentAction, PipelineId, ValidJob};
 use std::collections::BTreeMap;
 
 /// A job's lines around its script, its variables and its environment action; the defaults
@@ -20,31 +21,56 @@ pub struct JobDetails {
     /// The job's own variables, as written (the server adds the `CI_*` ones for the runner).
     pub variables: BTreeMap<String, String>,
     pub environment_action: EnvironmentAction,
+    /// The files the runner keeps after the script, as the job declared them.
+    pub artifacts: Option<Artifacts>,
+    pub caches: Vec<Cache>,
+    /// The jobs whose artifacts the runner fetches before the script.
+    pub dependencies: Vec<String>,
+}
+
+/// A `ci_job_definitions` row's columns as read: arrays as they are, JSON as text.
+#[derive(Debug)]
+pub(crate) struct DetailColumns<'a> {
+    pub(crate) before_script: Vec<String>,
+    pub(crate) after_script: Vec<String>,
+    pub(crate) variables: &'a str,
+    pub(crate) environment_action: &'a str,
+    pub(crate) artifacts: Option<&'a str>,
+    pub(crate) caches: &'a str,
+    pub(crate) dependencies: Vec<String>,
+}
+
+fn json_column<T: serde::de::DeserializeOwned>(
+    column: &str,
+    text: &str,
+) -> Result<T, StorageError> {
+    serde_json::from_str(text).map_err(|error| {
+        StorageError::corrupt(format!(
+            "ci_job_definitions.{column} cannot be read: {error}"
+        ))
+    })
 }
 
 impl JobDetails {
-    /// Reads a row's columns (the variables as JSON text).
-    pub(crate) fn from_columns(
-        before_script: Vec<String>,
-        after_script: Vec<String>,
-        variables: &str,
-        environment_action: &str,
-    ) -> Result<Self, StorageError> {
-        let variables = serde_json::from_str(variables).map_err(|error| {
+    /// Reads a row's columns.
+    pub(crate) fn from_columns(columns: DetailColumns<'_>) -> Result<Self, StorageError> {
+        let action = columns.environment_action;
+        let environment_action = EnvironmentAction::parse(action).ok_or_else(|| {
             StorageError::corrupt(format!(
-                "ci_job_definitions.variables is not an object of strings: {error}"
-            ))
-        })?;
-        let environment_action = EnvironmentAction::parse(environment_action).ok_or_else(|| {
-            StorageError::corrupt(format!(
-                "ci_job_definitions.environment_action holds unknown value `{environment_action}`"
+                "ci_job_definitions.environment_action holds unknown value `{action}`"
             ))
         })?;
         Ok(Self {
-            before_script,
-            after_script,
-            variables,
+            before_script: columns.before_script,
+            after_script: columns.after_script,
+            variables: json_column("variables", columns.variables)?,
             environment_action,
+            artifacts: columns
+                .artifacts
+                .map(|text| json_column("artifacts", text))
+                .transpose()?,
+            caches: json_column("caches", columns.caches)?,
+            dependencies: columns.dependencies,
         })
     }
 
@@ -54,6 +80,9 @@ impl JobDetails {
             after_script: job.after_script().to_vec(),
             variables: job.variables().clone(),
             environment_action: job.environment_action(),
+            artifacts: job.artifacts().map(|a| a.declared().clone()),
+            caches: job.caches().to_vec(),
+            dependencies: job.dependencies().to_vec(),
         }
     }
 }
@@ -70,6 +99,9 @@ pub(crate) fn insert(
     let mut after = Vec::new();
     let mut variables = Vec::new();
     let mut actions = Vec::new();
+    let mut artifacts = Vec::new();
+    let mut caches = Vec::new();
+    let mut dependencies = Vec::new();
     for job in jobs {
         let details = JobDetails::of(job);
         if details == JobDetails::default() {
@@ -78,10 +110,11 @@ pub(crate) fn insert(
         names.push(job.name());
         before.push(crate::transitions::array_literal(&details.before_script));
         after.push(crate::transitions::array_literal(&details.after_script));
-        variables.push(serde_json::to_string(&details.variables).map_err(|error| {
-            StorageError::corrupt(format!("variables that cannot be written: {error}"))
-        })?);
+        variables.push(json(&details.variables)?);
         actions.push(details.environment_action.as_str());
+        artifacts.push(details.artifacts.as_ref().map(json).transpose()?);
+        caches.push(json(&details.caches)?);
+        dependencies.push(crate::transitions::array_literal(&details.dependencies));
     }
     if names.is_empty() {
         return Ok(());
@@ -93,12 +126,30 @@ pub(crate) fn insert(
         .bind::<Array<Text>, _>(&after)
         .bind::<Array<Text>, _>(&variables)
         .bind::<Array<Text>, _>(&actions)
+        .bind::<Array<Nullable<Text>>, _>(&artifacts)
+        .bind::<Array<Text>, _>(&caches)
+        .bind::<Array<Text>, _>(&dependencies)
         .execute(conn)?;
     Ok(())
 }
 
-/// A row of `ci_job_definitions` without its pipeline, the variables as JSON text.
-type DefinitionRow = (String, Vec<String>, Vec<String>, String, String);
+fn json(value: &impl serde::Serialize) -> Result<String, StorageError> {
+    serde_json::to_string(value).map_err(|error| {
+        StorageError::corrupt(format!("a definition that cannot be written: {error}"))
+    })
+}
+
+/// A row of `ci_job_definitions` without its pipeline, JSON as text.
+type DefinitionRow = (
+    String,
+    Vec<String>,
+    Vec<String>,
+    String,
+    String,
+    Option<String>,
+    String,
+    Vec<String>,
+);
 
 /// The details of these jobs of a pipeline, of those that have any, by job name.
 pub(crate) fn load(
@@ -115,12 +166,26 @@ pub(crate) fn load(
             ci_job_definitions::after_script,
             diesel::dsl::sql::<Text>("variables::text"),
             ci_job_definitions::environment_action,
+            diesel::dsl::sql::<Nullable<Text>>("artifacts::text"),
+            diesel::dsl::sql::<Text>("caches::text"),
+            ci_job_definitions::dependencies,
         ))
         .load(conn)?;
     rows.into_iter()
-        .map(|(name, before, after, variables, action)| {
-            JobDetails::from_columns(before, after, &variables, &action).map(|d| (name, d))
-        })
+        .map(
+            |(name, before, after, variables, action, artifacts, caches, dependencies)| {
+                JobDetails::from_columns(DetailColumns {
+                    before_script: before,
+                    after_script: after,
+                    variables: &variables,
+                    environment_action: &action,
+                    artifacts: artifacts.as_deref(),
+                    caches: &caches,
+                    dependencies,
+                })
+                .map(|d| (name, d))
+            },
+        )
         .collect()
 }
 
@@ -134,15 +199,33 @@ impl Statement for InsertJobDefinitions {
 
 #[cfg(test)]
 mod tests {
-    use super::JobDetails;
+    use super::{DetailColumns, JobDetails};
+
+    fn read(variables: &str, action: &str, artifacts: Option<&str>, caches: &str) -> bool {
+        JobDetails::from_columns(DetailColumns {
+            before_script: vec![],
+            after_script: vec![],
+            variables,
+            environment_action: action,
+            artifacts,
+            caches,
+            dependencies: vec![],
+        })
+        .is_ok()
+    }
 
     #[test]
     fn unreadable_columns_are_corrupt_not_panics() {
-        assert!(JobDetails::from_columns(vec![], vec![], "{\"A\": 1}", "start").is_err());
-        assert!(JobDetails::from_columns(vec![], vec![], "[]", "start").is_err());
-        assert!(JobDetails::from_columns(vec![], vec![], "{}", "deploy").is_err());
-        let details =
-            JobDetails::from_columns(vec!["a".into()], vec![], "{\"A\": \"1\"}", "stop").unwrap();
-        assert_eq!(details.variables["A"], "1");
+        assert!(!read("{\"A\": 1}", "start", None, "[]"));
+        assert!(!read("[]", "start", None, "[]"));
+        assert!(!read("{}", "deploy", None, "[]"));
+        assert!(!read("{}", "start", Some("1"), "[]"));
+        assert!(!read("{}", "start", None, "{}"));
+        assert!(read(
+            "{\"A\": \"1\"}",
+            "stop",
+            Some("{\"paths\": [\"out\"]}"),
+            "[]"
+        ));
     }
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod artifacts;
 mod environments;
 mod error;
 mod held;
@@ -27,6 +28,12 @@ mod transitions;
 mod waiting;
 mod write;
 
+pub use artifacts::{
+    ArtifactEntry, ArtifactView, CacheView, Expired, FetchArtifact, Fetchable, NewArchive, Stored,
+    StoredFigures, artifacts_of, check_runner_holds, expired_artifacts, fetchable_artifact,
+    fetchable_cache, forget_artifact, load_artifact, load_cache, set_keep_latest_artifacts,
+    stored_figures,
+};
 pub use environments::{DeploymentSummary, EnvironmentView, list_deployments, list_environments};
 pub use error::StorageError;
 pub use held::{WatchedBuild, watch_builds};

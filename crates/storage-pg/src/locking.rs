@@ -12,7 +12,12 @@
 //! |      |                   | group grants a slot to; acquire with SKIP LOCKED            |
 //! | 4    | `environments`    | only inserted (ON CONFLICT DO NOTHING), in name order       |
 //! | 5    | `deployments`     | the deployments of the builds a transition changes          |
+//! | 6    | `ci_job_artifacts`| a build's archive row, upserted by its upload (after the    |
+//! |      |                   | build's lock, which proves the runner holds it)             |
+//! | 7    | `ci_caches`       | a project's cache row, upserted by an upload, the same way  |
 //!
+//! The rows of ranks 6 and 7 are also deleted, by the sweeper and by people, in transactions
+//! that take no other lock: a DELETE's row lock then waits on nothing that waits on it.
 //! `projects` and `runners` are never locked: they are only referenced, and foreign-key checks
 //! take FOR KEY SHARE, which conflicts with nothing we take because every lock here is
 //! FOR NO KEY UPDATE and no key column is ever updated.
@@ -51,18 +56,22 @@ pub enum Table {
     CiBuilds,
     Environments,
     Deployments,
+    CiJobArtifacts,
+    CiCaches,
 }
 
 #[cfg(feature = "testing")]
 impl Table {
     /// The canonical order, first to last.
-    pub const ORDER: [Self; 6] = [
+    pub const ORDER: [Self; 8] = [
         Self::PipelineRefs,
         Self::Pipelines,
         Self::ResourceGroups,
         Self::CiBuilds,
         Self::Environments,
         Self::Deployments,
+        Self::CiJobArtifacts,
+        Self::CiCaches,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +82,17 @@ impl Table {
             Self::CiBuilds => "ci_builds",
             Self::Environments => "environments",
             Self::Deployments => "deployments",
+            Self::CiJobArtifacts => "ci_job_artifacts",
+            Self::CiCaches => "ci_caches",
+        }
+    }
+
+    /// The column that names one row of the table (a build's archive row is named by its
+    /// build).
+    pub fn key_column(self) -> &'static str {
+        match self {
+            Self::CiJobArtifacts => "build_id",
+            _ => "id",
         }
     }
 
@@ -96,6 +116,10 @@ pub(crate) enum AtBuilds {}
 pub(crate) enum AtEnvironments {}
 #[derive(Debug)]
 pub(crate) enum AtDeployments {}
+#[derive(Debug)]
+pub(crate) enum AtArtifacts {}
+#[derive(Debug)]
+pub(crate) enum AtCaches {}
 
 /// `S: Before<N>`: a cursor at `S` may still lock the table of `N`. Implemented only for
 /// strictly earlier positions, which is the whole rule.
@@ -121,6 +145,21 @@ impl Before<AtDeployments> for AtPipelines {}
 impl Before<AtDeployments> for AtGroups {}
 impl Before<AtDeployments> for AtBuilds {}
 impl Before<AtDeployments> for AtEnvironments {}
+impl Before<AtArtifacts> for Start {}
+impl Before<AtArtifacts> for AtRefs {}
+impl Before<AtArtifacts> for AtPipelines {}
+impl Before<AtArtifacts> for AtGroups {}
+impl Before<AtArtifacts> for AtBuilds {}
+impl Before<AtArtifacts> for AtEnvironments {}
+impl Before<AtArtifacts> for AtDeployments {}
+impl Before<AtCaches> for Start {}
+impl Before<AtCaches> for AtRefs {}
+impl Before<AtCaches> for AtPipelines {}
+impl Before<AtCaches> for AtGroups {}
+impl Before<AtCaches> for AtBuilds {}
+impl Before<AtCaches> for AtEnvironments {}
+impl Before<AtCaches> for AtDeployments {}
+impl Before<AtCaches> for AtArtifacts {}
 
 /// The lock cursor of one transaction.
 pub(crate) struct Locks<'c, S> {
@@ -620,5 +659,119 @@ impl<'c, S: Before<AtDeployments>> Locks<'c, S> {
             ));
         }
         Ok((LockedDeployments(locked), next))
+    }
+}
+
+/// A build's archive row as the upload writes it (see `artifacts.rs`).
+#[derive(Debug)]
+pub(crate) struct NewArtifactRow<'a> {
+    pub(crate) build_id: i64,
+    pub(crate) pipeline_id: i64,
+    pub(crate) job_name: &'a str,
+    pub(crate) file_name: &'a str,
+    pub(crate) object_key: &'a str,
+    pub(crate) size: i64,
+    pub(crate) sha256: &'a [u8; 32],
+    /// JSON text.
+    pub(crate) entries: &'a str,
+    pub(crate) entry_count: i32,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+}
+
+/// A project's cache row as an upload writes it.
+#[derive(Debug)]
+pub(crate) struct NewCacheRow<'a> {
+    pub(crate) project_id: i64,
+    pub(crate) key: &'a str,
+    pub(crate) object_key: &'a str,
+    pub(crate) size: i64,
+    pub(crate) sha256: &'a [u8; 32],
+    pub(crate) build_id: i64,
+    pub(crate) updated_at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct ObjectKey {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    object_key: String,
+}
+
+impl<'c, S: Before<AtArtifacts>> Locks<'c, S> {
+    /// Writes a build's archive row, replacing the one before (locked first, so that its object
+    /// can be deleted once this commits); returns the replaced row's object.
+    pub(crate) fn put_artifact(
+        self,
+        row: &NewArtifactRow<'_>,
+    ) -> Result<(Option<String>, Locks<'c, AtArtifacts>), StorageError> {
+        use diesel::sql_types::{BigInt, Bytea, Integer, Nullable, Text, Timestamptz};
+        let mut next = self.advance();
+        let old = diesel::sql_query(
+            "SELECT object_key FROM ci_job_artifacts WHERE build_id = $1 FOR NO KEY UPDATE",
+        )
+        .bind::<BigInt, _>(row.build_id)
+        .get_result::<ObjectKey>(next.conn())
+        .optional()?;
+        diesel::sql_query(include_str!("locking/put_artifact.sql"))
+            .bind::<BigInt, _>(row.build_id)
+            .bind::<BigInt, _>(row.pipeline_id)
+            .bind::<Text, _>(row.job_name)
+            .bind::<Text, _>(row.file_name)
+            .bind::<Text, _>(row.object_key)
+            .bind::<BigInt, _>(row.size)
+            .bind::<Bytea, _>(&row.sha256[..])
+            .bind::<Text, _>(row.entries)
+            .bind::<Integer, _>(row.entry_count)
+            .bind::<Timestamptz, _>(row.created_at)
+            .bind::<Nullable<Timestamptz>, _>(row.expires_at)
+            .execute(next.conn())?;
+        Ok((old.map(|o| o.object_key), next))
+    }
+}
+
+impl<'c, S: Before<AtCaches>> Locks<'c, S> {
+    /// Writes a project's cache row, replacing the one before (the last writer wins); returns
+    /// the replaced row's object.
+    pub(crate) fn put_cache(
+        self,
+        row: &NewCacheRow<'_>,
+    ) -> Result<(Option<String>, Locks<'c, AtCaches>), StorageError> {
+        use diesel::sql_types::{BigInt, Bytea, Text, Timestamptz};
+        let mut next = self.advance();
+        // Insert, or else lock and replace: a plain upsert would not say which object it
+        // replaced when two uploads of a new key race (the second sees no row, then updates).
+        let inserted = diesel::sql_query(include_str!("locking/put_cache.sql"))
+            .bind::<BigInt, _>(row.project_id)
+            .bind::<Text, _>(row.key)
+            .bind::<Text, _>(row.object_key)
+            .bind::<BigInt, _>(row.size)
+            .bind::<Bytea, _>(&row.sha256[..])
+            .bind::<BigInt, _>(row.build_id)
+            .bind::<Timestamptz, _>(row.updated_at)
+            .execute(next.conn())?;
+        if inserted > 0 {
+            return Ok((None, next));
+        }
+        let old = diesel::sql_query(
+            "SELECT object_key FROM ci_caches WHERE project_id = $1 AND cache_key = $2 \
+             FOR NO KEY UPDATE",
+        )
+        .bind::<BigInt, _>(row.project_id)
+        .bind::<Text, _>(row.key)
+        .get_result::<ObjectKey>(next.conn())?;
+        diesel::sql_query(
+            "UPDATE ci_caches SET object_key = $3, size_bytes = $4, sha256 = $5, build_id = $6, \
+             updated_at = $7 WHERE project_id = $1 AND cache_key = $2",
+        )
+        .bind::<BigInt, _>(row.project_id)
+        .bind::<Text, _>(row.key)
+        .bind::<Text, _>(row.object_key)
+        .bind::<BigInt, _>(row.size)
+        .bind::<Bytea, _>(&row.sha256[..])
+        .bind::<BigInt, _>(row.build_id)
+        .bind::<Timestamptz, _>(row.updated_at)
+        .execute(next.conn())?;
+        let old = Some(old);
+        Ok((old.map(|o| o.object_key), next))
     }
 }

@@ -13,18 +13,30 @@ pub struct ProjectView {
     pub id: ProjectId,
     pub name: String,
     pub created_at: DateTime<Utc>,
+    /// Whether the artifacts of each ref's latest successful pipeline outlive their expiry.
+    pub keep_latest_artifacts: bool,
 }
 
-type ProjectRow = (i64, String, DateTime<Utc>);
+type ProjectRow = (i64, String, DateTime<Utc>, bool);
 
-const COLUMNS: (projects::id, projects::name, projects::created_at) =
-    (projects::id, projects::name, projects::created_at);
+const COLUMNS: (
+    projects::id,
+    projects::name,
+    projects::created_at,
+    projects::keep_latest_artifacts,
+) = (
+    projects::id,
+    projects::name,
+    projects::created_at,
+    projects::keep_latest_artifacts,
+);
 
-fn project_view((id, name, created_at): ProjectRow) -> ProjectView {
+fn project_view((id, name, created_at, keep_latest_artifacts): ProjectRow) -> ProjectView {
     ProjectView {
         id: ProjectId(id),
         name,
         created_at,
+        keep_latest_artifacts,
     }
 }
 

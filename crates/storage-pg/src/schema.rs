@@ -59,6 +59,35 @@ diesel::table! {
 }
 
 diesel::table! {
+    ci_caches (id) {
+        id -> Int8,
+        project_id -> Int8,
+        cache_key -> Text,
+        object_key -> Text,
+        size_bytes -> Int8,
+        sha256 -> Bytea,
+        build_id -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    ci_job_artifacts (build_id) {
+        build_id -> Int8,
+        pipeline_id -> Int8,
+        job_name -> Text,
+        file_name -> Text,
+        object_key -> Text,
+        size_bytes -> Int8,
+        sha256 -> Bytea,
+        entries -> Jsonb,
+        entry_count -> Int4,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     ci_job_definitions (pipeline_id, name) {
         pipeline_id -> Int8,
         name -> Text,
@@ -66,6 +95,9 @@ diesel::table! {
         after_script -> Array<Text>,
         variables -> Jsonb,
         environment_action -> Text,
+        artifacts -> Nullable<Jsonb>,
+        caches -> Jsonb,
+        dependencies -> Array<Text>,
     }
 }
 
@@ -127,6 +159,7 @@ diesel::table! {
         id -> Int8,
         name -> Text,
         created_at -> Timestamptz,
+        keep_latest_artifacts -> Bool,
     }
 }
 
@@ -168,6 +201,9 @@ diesel::joinable!(build_log_chunks -> ci_builds (build_id));
 diesel::joinable!(ci_builds -> pipelines (pipeline_id));
 diesel::joinable!(ci_builds -> resource_groups (resource_group_id));
 diesel::joinable!(ci_builds -> runners (runner_id));
+diesel::joinable!(ci_caches -> projects (project_id));
+diesel::joinable!(ci_job_artifacts -> ci_builds (build_id));
+diesel::joinable!(ci_job_artifacts -> pipelines (pipeline_id));
 diesel::joinable!(ci_job_definitions -> pipelines (pipeline_id));
 diesel::joinable!(deployments -> ci_builds (build_id));
 diesel::joinable!(deployments -> environments (environment_id));
@@ -180,6 +216,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     build_log_checks,
     build_log_chunks,
     ci_builds,
+    ci_caches,
+    ci_job_artifacts,
     ci_job_definitions,
     deployments,
     environments,

@@ -23,10 +23,14 @@ pub enum TransitionKind {
     ConfigureResourceGroup,
     /// An older pipeline that a new one on its ref canceled, whole or in part.
     AutoCancel,
+    /// A build's artifacts recorded (or replaced).
+    StoreArtifacts,
+    /// A project's cache recorded (or replaced).
+    StoreCache,
 }
 
 impl TransitionKind {
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 18] = [
         Self::CreatePipeline,
         Self::Acquire,
         Self::Heartbeat,
@@ -43,6 +47,8 @@ impl TransitionKind {
         Self::Refresh,
         Self::ConfigureResourceGroup,
         Self::AutoCancel,
+        Self::StoreArtifacts,
+        Self::StoreCache,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +69,8 @@ impl TransitionKind {
             Self::Refresh => "refresh",
             Self::ConfigureResourceGroup => "configure_resource_group",
             Self::AutoCancel => "auto_cancel",
+            Self::StoreArtifacts => "store_artifacts",
+            Self::StoreCache => "store_cache",
         }
     }
 

@@ -86,6 +86,8 @@ pub struct AcquiredBuild {
     /// The environment the job starts, prepares or stops (`details.environment_action`).
     pub environment: Option<String>,
     pub details: crate::JobDetails,
+    /// The archives of the jobs it depends on, in the order of its dependencies.
+    pub fetch: Vec<crate::FetchArtifact>,
     pub timeout_seconds: u32,
     pub attempt: u32,
     pub started_at: DateTime<Utc>,
@@ -235,6 +237,44 @@ impl<'a> Transitions<'a> {
         // Acknowledged first, then appended: a chunk never lands on a claim being handed back.
         self.heartbeat(build, runner, lease, now)?;
         Ok(crate::logs::append(self.conn, build, runner, offset, data, true)?.end)
+    }
+
+    /// Records the archive the runner holding `build` uploaded as the build's artifacts (its
+    /// name and expiry from the job's `artifacts`, `default_expiry` when it gives none); a
+    /// second upload replaces the first. Refused like a heartbeat once the runner no longer
+    /// holds the build, so nothing is recorded for a build that has ended.
+    pub fn store_artifact(
+        &mut self,
+        build: BuildId,
+        runner: RunnerId,
+        archive: &crate::NewArchive<'_>,
+        default_expiry: Option<chrono::Duration>,
+        now: DateTime<Utc>,
+    ) -> Result<crate::Stored<crate::ArtifactView>, StorageError> {
+        let kind = TransitionKind::StoreArtifacts;
+        let stored = transaction(self.conn, self.stats, kind, |conn| {
+            crate::artifacts::store_artifact(conn, build, runner, archive, default_expiry, now)
+        })?;
+        self.stats.committed(kind);
+        Ok(stored)
+    }
+
+    /// Records the archive the runner holding `build` uploaded as its project's cache `key`;
+    /// the last writer wins.
+    pub fn store_cache(
+        &mut self,
+        build: BuildId,
+        runner: RunnerId,
+        key: &str,
+        archive: &crate::NewArchive<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<crate::Stored<crate::CacheView>, StorageError> {
+        let kind = TransitionKind::StoreCache;
+        let stored = transaction(self.conn, self.stats, kind, |conn| {
+            crate::artifacts::store_cache(conn, build, runner, key, archive, now)
+        })?;
+        self.stats.committed(kind);
+        Ok(stored)
     }
 
     /// The runner holding `build` reports its result. Repeating the same report is harmless.

@@ -25,6 +25,9 @@ pub(crate) enum Op {
     Refresh,
     /// Sets a resource group's limit to 1 or 2 again (its mode stays).
     ConfigureGroup,
+    /// A held build records its artifacts and one of a few caches (rows only: the storm has
+    /// no object store), racing other builds for the same cache key.
+    StoreArchives,
 }
 
 /// The storm's resource groups: every mode, limits 1 and 2. Their modes never change, since
@@ -39,7 +42,7 @@ pub(crate) const GROUPS: [(&str, ProcessMode, u32); 5] = [
 
 /// Relative weights. Failures and cancels dominate on purpose: they are the transitions that
 /// touch many builds and deployments at once, where the GitLab deadlocks came from.
-const MIX: [(Op, u32); 15] = [
+const MIX: [(Op, u32); 16] = [
     (Op::Create, 9),
     (Op::Acquire, 22),
     (Op::Succeed, 9),
@@ -55,6 +58,7 @@ const MIX: [(Op, u32); 15] = [
     (Op::ExpireLeases, 3),
     (Op::Refresh, 2),
     (Op::ConfigureGroup, 1),
+    (Op::StoreArchives, 3),
 ];
 
 /// Draws the next operation; one that needs a held build becomes an acquire when none is held.
@@ -73,7 +77,9 @@ pub(crate) fn pick(rng: &mut fastrand::Rng, holding: bool) -> Op {
         })
         .map_or(Op::Acquire, |(op, _)| *op);
     match op {
-        Op::Succeed | Op::Fail | Op::FinishAll | Op::Heartbeat if !holding => Op::Acquire,
+        Op::Succeed | Op::Fail | Op::FinishAll | Op::Heartbeat | Op::StoreArchives if !holding => {
+            Op::Acquire
+        }
         other => other,
     }
 }
@@ -106,7 +112,12 @@ fn group(job: JobDefinition, group: &str) -> JobDefinition {
 
 fn needs(job: JobDefinition, needs: &[&str]) -> JobDefinition {
     with(job, |j| {
-        j.needs = Some(needs.iter().map(|n| (*n).to_owned()).collect());
+        j.needs = Some(
+            needs
+                .iter()
+                .map(|n| lockstep_domain::Need::from(*n))
+                .collect(),
+        );
     })
 }
 

@@ -23,6 +23,14 @@ pub(crate) struct Job {
     /// The most log the server keeps (absent from older servers).
     #[serde(default)]
     pub(crate) log_limit_bytes: Option<u64>,
+    /// Archives to unpack into the build directory before the script (servers before
+    /// artifacts send none of these).
+    #[serde(default)]
+    pub(crate) fetch: Vec<crate::archives::Fetch>,
+    #[serde(default)]
+    pub(crate) artifacts: Option<crate::archives::ArtifactsSpec>,
+    #[serde(default)]
+    pub(crate) caches: Vec<crate::archives::CacheSpec>,
 }
 
 /// What the server says about a running build.
@@ -92,6 +100,8 @@ pub(crate) struct Client {
 
 /// How long an ordinary call may take before it counts as a network failure.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one archive upload or download may take.
+const ARCHIVE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 impl Client {
     pub(crate) fn new(base: &str, token: &str) -> Result<Self, CallError> {
@@ -202,6 +212,67 @@ impl Client {
             .await
             .map_err(|error| CallError::Unavailable(format!("unreadable log answer: {error}")))?;
         Ok(answer.offset)
+    }
+
+    /// Uploads an archive file with PUT to `path` (under /api/v1).
+    pub(crate) async fn upload(
+        &self,
+        path: &str,
+        file: &std::path::Path,
+    ) -> Result<serde_json::Value, CallError> {
+        let source = tokio::fs::File::open(file)
+            .await
+            .map_err(|error| CallError::Unavailable(format!("cannot read the archive: {error}")))?;
+        let length = source
+            .metadata()
+            .await
+            .map_err(|error| CallError::Unavailable(error.to_string()))?
+            .len();
+        let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(source));
+        let request = self
+            .http
+            .put(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/zip")
+            .header("content-length", length)
+            .timeout(ARCHIVE_TIMEOUT)
+            .body(body);
+        send(request)
+            .await?
+            .json()
+            .await
+            .map_err(|error| CallError::Unavailable(format!("unreadable upload answer: {error}")))
+    }
+
+    /// Downloads `path` (under /api/v1) into a file; `Ok(false)` when the server has none (404).
+    pub(crate) async fn download(
+        &self,
+        path: &str,
+        file: &std::path::Path,
+    ) -> Result<bool, CallError> {
+        use futures_util::StreamExt as _;
+        use tokio::io::AsyncWriteExt as _;
+        let request = self
+            .http
+            .get(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+            .timeout(ARCHIVE_TIMEOUT);
+        let response = match send(request).await {
+            Ok(response) => response,
+            Err(CallError::Refused { status: 404, .. }) => return Ok(false),
+            Err(other) => return Err(other),
+        };
+        let write = |error: std::io::Error| {
+            CallError::Unavailable(format!("cannot write the archive: {error}"))
+        };
+        let mut target = tokio::fs::File::create(file).await.map_err(write)?;
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| CallError::Unavailable(error.to_string()))?;
+            target.write_all(&chunk).await.map_err(write)?;
+        }
+        target.flush().await.map_err(write)?;
+        Ok(true)
     }
 
     pub(crate) async fn finish(&self, build: i64, report: &Report) -> Result<(), CallError> {

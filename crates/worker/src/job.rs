@@ -123,12 +123,8 @@ async fn execute(
             bash,
         ),
     )?;
-    let (mut script, output) = Script::spawn(&runner.shell, &script_path, dir, &job.variables)?;
-    tracing::debug!(build_id = job.id, pid = script.pid(), "script started");
-
     // Output and the worker's own notes share one channel, so notes land in order.
     let (notes, merged) = mpsc::channel(16);
-    let forward = tokio::spawn(forward(output, notes.clone()));
     let stop_streaming = CancellationToken::new();
     let upload = {
         let client = runner.client.clone();
@@ -137,6 +133,20 @@ async fn execute(
         let limit = job.log_limit_bytes.unwrap_or(DEFAULT_LOG_LIMIT);
         tokio::spawn(async move { stream(&client, id, merged, limit, token).await })
     };
+    if let Err(why) = crate::archives::fetch(&runner.client, job, dir, &notes).await {
+        let _ = notes
+            .send(format!("lockstep-worker: {why}; the script did not run\n").into_bytes())
+            .await;
+        drop(notes);
+        return Ok(settled(
+            upload.await.unwrap_or(Streamed::Abandoned),
+            job,
+            system_failure(),
+        ));
+    }
+    let (mut script, output) = Script::spawn(&runner.shell, &script_path, dir, &job.variables)?;
+    tracing::debug!(build_id = job.id, pid = script.pid(), "script started");
+    let forward = tokio::spawn(forward(output, notes.clone()));
 
     let timeout = tokio::time::sleep(Duration::from_secs(job.timeout_seconds));
     tokio::pin!(timeout);
@@ -169,23 +179,53 @@ async fn execute(
             stop = Some(Stop::LeaseLost);
         }
     }
-    drop(notes);
     let _ = forward.await;
+    // A canceled build keeps nothing, as in GitLab; a build that ran to its end keeps its
+    // artifacts (their failure to upload fails it) and its caches.
+    if stop.is_none() || stop == Some(Stop::Timeout) {
+        let succeeded = report.result == "success";
+        if let Err(why) = crate::archives::keep(&runner.client, job, dir, succeeded, &notes).await {
+            let _ = notes
+                .send(format!("lockstep-worker: {why}; the build fails\n").into_bytes())
+                .await;
+            report = system_failure();
+        }
+    }
+    drop(notes);
     if stop == Some(Stop::LeaseLost) {
         stop_streaming.cancel();
-    }
-    let streamed = upload.await.unwrap_or(Streamed::Abandoned);
-    if stop == Some(Stop::LeaseLost) || streamed == Streamed::LeaseLost {
+        let _ = upload.await;
         return Ok(None);
     }
-    // Only a server that names its log limit takes the account (an older one refuses a
-    // report with a field it does not know).
+    Ok(settled(
+        upload.await.unwrap_or(Streamed::Abandoned),
+        job,
+        report,
+    ))
+}
+
+/// The report once the log has been streamed: none when the lease was lost meanwhile, and with
+/// the log's account when the server takes one (an older one, which names no log limit,
+/// refuses a report with a field it does not know).
+fn settled(streamed: Streamed, job: &Job, mut report: Report) -> Option<Report> {
+    if streamed == Streamed::LeaseLost {
+        return None;
+    }
     if let Streamed::Ended(account) = streamed
         && job.log_limit_bytes.is_some()
     {
         report.log = Some(account);
     }
-    Ok(Some(report))
+    Some(report)
+}
+
+fn system_failure() -> Report {
+    Report {
+        result: "failed",
+        exit_code: None,
+        failure_reason: Some("runner_system_failure"),
+        log: None,
+    }
 }
 
 /// A job's `after_script`: run after the script in a new shell, whatever its outcome, as GitLab

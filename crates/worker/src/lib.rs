@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod archives;
 mod backoff;
 mod client;
 mod job;

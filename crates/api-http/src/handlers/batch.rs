@@ -46,7 +46,10 @@ pub(crate) async fn request(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let lease = state.lease.as_secs();
-    let jobs = builds.into_iter().map(|b| Job::new(b, lease)).collect();
+    let jobs = builds
+        .into_iter()
+        .map(|b| Job::new(b, lease, state.max_artifact_bytes))
+        .collect();
     Ok((StatusCode::CREATED, axum::Json(Jobs { jobs })).into_response())
 }
 

@@ -34,6 +34,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         Ok((
             count_pending_builds(conn)?,
             queue_figures(conn, online_since)?,
+            lockstep_storage_pg::stored_figures(conn)?,
         ))
     })
     .await

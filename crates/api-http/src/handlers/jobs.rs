@@ -47,7 +47,7 @@ pub(crate) async fn request(
     let builds = wait_for_builds(&state, &runner, wait, 1).await?;
     match builds.into_iter().next() {
         Some(build) => {
-            let job = Job::new(build, state.lease.as_secs());
+            let job = Job::new(build, state.lease.as_secs(), state.max_artifact_bytes);
             Ok((StatusCode::CREATED, axum::Json(job)).into_response())
         }
         None => Ok(StatusCode::NO_CONTENT.into_response()),

@@ -1,15 +1,16 @@
-//! `/projects`: create and list projects.
+//! `/projects`: create, list and configure projects.
 
 use crate::app::AppState;
 use crate::auth::Admin;
 use crate::blocking::with_conn;
-use crate::dto::{CreateProject, Project};
+use crate::dto::{CreateProject, Project, UpdateProject};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::Json;
+use crate::extract::{Json, Path};
 use crate::handlers::check_name;
 use axum::extract::State;
 use axum::http::StatusCode;
-use lockstep_storage_pg::{create_project, list_projects};
+use lockstep_domain::ProjectId;
+use lockstep_storage_pg::{create_project, list_projects, load_project, set_keep_latest_artifacts};
 
 /// Creates a project.
 #[utoipa::path(post, path = "/api/v1/projects", tag = "projects",
@@ -43,4 +44,27 @@ pub(crate) async fn list(
     Ok(axum::Json(
         projects.into_iter().map(Project::from).collect(),
     ))
+}
+
+/// Changes a project's settings.
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects",
+    params(("id" = i64, Path, description = "project id")),
+    request_body = UpdateProject,
+    responses((status = 200, body = Project), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin" = [])))]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<i64>,
+    Json(body): Json<UpdateProject>,
+) -> ApiResult<axum::Json<Project>> {
+    let project = with_conn(&state, move |conn, _| {
+        if let Some(keep) = body.keep_latest_artifacts {
+            set_keep_latest_artifacts(conn, ProjectId(id), keep)?;
+        }
+        load_project(conn, ProjectId(id))
+    })
+    .await?;
+    Ok(axum::Json(project.into()))
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod artifacts;
 mod auto_cancel;
 mod bad_input;
 mod batch;

@@ -265,7 +265,7 @@ fn define(seeds: &[JobSeed]) -> PipelineDefinition {
             needs: seed.needs.as_ref().map(|mask| {
                 (0..seeds.len())
                     .filter(|&j| mask[j] && key(j) < key(i))
-                    .map(job_name)
+                    .map(|j| lockstep_domain::Need::from(job_name(j)))
                     .collect()
             }),
             when: seed.when,

@@ -99,8 +99,8 @@ fn needs_that_name_no_job_of_the_pipeline() {
         ",
     );
     check(
-        "a: {needs: [{job: b, artifacts: true}], script: x}",
-        "line 1, column 22: a.needs.artifacts: `artifacts` is not supported yet",
+        "a: {needs: [{job: b, project: x}], script: x}",
+        "line 1, column 22: a.needs.project: `project` is not supported yet",
     );
     check(
         "a: {needs: build, script: x}",

@@ -63,6 +63,17 @@ pub(crate) struct ClaimedRow {
     pub(crate) variables: String,
     #[diesel(sql_type = Text)]
     pub(crate) environment_action: String,
+    /// A JSON object, or NULL when the job keeps no artifacts.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) artifacts: Option<String>,
+    /// A JSON array.
+    #[diesel(sql_type = Text)]
+    pub(crate) caches: String,
+    #[diesel(sql_type = Array<Text>)]
+    pub(crate) dependencies: Vec<String>,
+    /// A JSON array of the archives to fetch (`FetchArtifact`).
+    #[diesel(sql_type = Text)]
+    pub(crate) fetch_artifacts: String,
 }
 
 impl ClaimRequest<'_> {

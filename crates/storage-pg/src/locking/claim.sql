@@ -4,8 +4,10 @@
 -- indexes (ci_builds_pending) even in a cached generic plan. A unit test checks them against the
 -- domain's names.
 --
--- One statement, so one snapshot: the build, its pipeline, its job's definition and its
--- deployment are read together.
+-- One statement, so one snapshot: the build, its pipeline, its job's definition, its
+-- deployment and the artifacts it fetches are read together. The artifacts belong to the
+-- latest attempts of the jobs it depends on, which ended before it became pending, and a
+-- build's artifacts are only written while it runs: what this sees is final.
 -- (The Coder incident was a claim followed by a separate lookup that could not see the build.)
 --
 -- Locks, in the canonical order: ci_builds rows with SKIP LOCKED (so acquire never waits on a
@@ -59,11 +61,32 @@ SELECT claimed.id, claimed.pipeline_id, claimed.name, claimed.stage, claimed.scr
        COALESCE(jd.before_script, '{}') AS before_script,
        COALESCE(jd.after_script, '{}') AS after_script,
        COALESCE(jd.variables, '{}')::text AS variables,
-       COALESCE(jd.environment_action, 'start') AS environment_action
+       COALESCE(jd.environment_action, 'start') AS environment_action,
+       jd.artifacts::text AS artifacts,
+       COALESCE(jd.caches, '[]')::text AS caches,
+       COALESCE(jd.dependencies, '{}') AS dependencies,
+       COALESCE(dependency_archives.archives, '[]') AS fetch_artifacts
 FROM claimed
 LEFT JOIN pipelines AS p ON p.id = claimed.pipeline_id
 LEFT JOIN ci_job_definitions AS jd
     ON jd.pipeline_id = claimed.pipeline_id AND jd.name = claimed.name
+-- The archives of the latest attempt of each job it depends on, in the order of its
+-- dependencies (a job without a definition row depends on nothing: no lookup at all).
+LEFT JOIN LATERAL (
+    SELECT json_agg(json_build_object(
+               'build_id', a.build_id, 'job', a.job_name, 'file_name', a.file_name,
+               'size', a.size_bytes, 'sha256', encode(a.sha256, 'hex'))
+           ORDER BY dep.position)::text AS archives
+    FROM unnest(jd.dependencies) WITH ORDINALITY AS dep (name, position)
+    CROSS JOIN LATERAL (
+        SELECT b.id
+        FROM ci_builds AS b
+        WHERE b.pipeline_id = claimed.pipeline_id AND b.name = dep.name
+        ORDER BY b.attempt DESC
+        LIMIT 1
+    ) AS latest
+    JOIN ci_job_artifacts AS a ON a.build_id = latest.id
+) AS dependency_archives ON true
 LEFT JOIN started_deployments AS sd ON sd.build_id = claimed.id
 LEFT JOIN environments AS e ON e.id = sd.environment_id
 ORDER BY claimed.id

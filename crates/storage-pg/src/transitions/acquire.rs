@@ -34,12 +34,18 @@ fn acquired(row: ClaimedRow) -> Result<AcquiredBuild, StorageError> {
     ) else {
         return Err(missing("pipeline"));
     };
-    let details = crate::JobDetails::from_columns(
-        row.before_script,
-        row.after_script,
-        &row.variables,
-        &row.environment_action,
-    )?;
+    let details = crate::JobDetails::from_columns(crate::job_definitions::DetailColumns {
+        before_script: row.before_script,
+        after_script: row.after_script,
+        variables: &row.variables,
+        environment_action: &row.environment_action,
+        artifacts: row.artifacts.as_deref(),
+        caches: &row.caches,
+        dependencies: row.dependencies,
+    })?;
+    let fetch = serde_json::from_str(&row.fetch_artifacts).map_err(|error| {
+        StorageError::corrupt(format!("the claim's artifacts cannot be read: {error}"))
+    })?;
     let deploys = details.environment_action == EnvironmentAction::Start;
     let deployment = match (
         &row.environment,
@@ -70,6 +76,7 @@ fn acquired(row: ClaimedRow) -> Result<AcquiredBuild, StorageError> {
         script: row.script,
         environment: row.environment,
         details,
+        fetch,
         timeout_seconds: count("ci_builds.timeout_seconds", row.timeout_seconds)?,
         attempt: count("ci_builds.attempt", row.attempt)?,
         started_at: row.started_at,

@@ -426,12 +426,6 @@ fn ref_row(f: &mut Fixture, git_ref: &str) -> i64 {
         .id
 }
 
-#[derive(QueryableByName)]
-struct Id {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
-
 /// A creation that supersedes nothing locks its ref's row, and no other existing row: its own
 /// rows are new (environments that exist are only read).
 #[test]
@@ -665,4 +659,67 @@ fn superseding_locks_the_ref_then_the_older_pipeline_in_canonical_order() {
     );
     assert_eq!(older.summary.auto_canceled_by, Some(created.id));
     f.assert_invariants();
+}
+
+/// Recording a build's archive locks its build, then the archive row it replaces (rank 6);
+/// recording a cache locks the build, then the cache row it replaces (rank 7). The first
+/// upload of each has no row to wait for yet, so both run twice, the second under the recorder.
+#[test]
+fn storing_artifacts_and_caches_locks_the_build_then_the_row_it_replaces() {
+    let mut f = Fixture::new();
+    f.create(vec![job("a").env("x")]);
+    let build = f.acquire().unwrap();
+    let runner = f.runner;
+    let stats = TxStats::default();
+    let sha256 = [1u8; 32];
+    let archive = |key: &'static str| lockstep_storage_pg::NewArchive {
+        name: None,
+        object_key: key,
+        size: 1,
+        sha256: &sha256,
+        entries: &[],
+    };
+    f.tx()
+        .store_artifact(build.id, runner, &archive("first"), None, now())
+        .unwrap();
+    f.tx()
+        .store_cache(build.id, runner, "deps", &archive("first-cache"), now())
+        .unwrap();
+    let cache_id: i64 = diesel::sql_query("SELECT id FROM ci_caches")
+        .get_result::<Id>(&mut f.conn)
+        .unwrap()
+        .id;
+    let url = f.db.url().to_owned();
+    let (stored, locks) = record_locks(&url, &hold_everything, |conn| {
+        Transitions::new(conn, &stats)
+            .store_artifact(build.id, runner, &archive("second"), None, now())
+            .unwrap()
+    });
+    assert_eq!(stored.replaced.as_deref(), Some("first"));
+    assert_eq!(
+        by_transaction(&locks),
+        [vec![
+            (Table::CiBuilds, build.id.0),
+            (Table::CiJobArtifacts, build.id.0)
+        ]]
+    );
+    let (stored, locks) = record_locks(&url, &hold_everything, |conn| {
+        Transitions::new(conn, &stats)
+            .store_cache(build.id, runner, "deps", &archive("second-cache"), now())
+            .unwrap()
+    });
+    assert_eq!(stored.replaced.as_deref(), Some("first-cache"));
+    assert_eq!(
+        by_transaction(&locks),
+        [vec![
+            (Table::CiBuilds, build.id.0),
+            (Table::CiCaches, cache_id)
+        ]]
+    );
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
 }

@@ -74,9 +74,13 @@ fn hold_rows(url: &str, spare: &dyn Fn(Table, i64) -> bool) -> HashMap<i32, Bloc
     let mut setup = PgConnection::establish(url).expect("connect");
     let mut blockers = HashMap::new();
     for table in Table::ORDER {
-        let ids = diesel::sql_query(format!("SELECT id FROM {} ORDER BY id", table.name()))
-            .load::<Id>(&mut setup)
-            .expect("list rows");
+        let key = table.key_column();
+        let ids = diesel::sql_query(format!(
+            "SELECT {key} AS id FROM {} ORDER BY {key}",
+            table.name()
+        ))
+        .load::<Id>(&mut setup)
+        .expect("list rows");
         for Id { id } in ids {
             if spare(table, id) {
                 continue;
@@ -87,7 +91,7 @@ fn hold_rows(url: &str, spare: &dyn Fn(Table, i64) -> bool) -> HashMap<i32, Bloc
                 .execute(&mut conn)
                 .expect("begin");
             diesel::sql_query(format!(
-                "SELECT id FROM {} WHERE id = $1 FOR NO KEY UPDATE",
+                "SELECT {key} FROM {} WHERE {key} = $1 FOR NO KEY UPDATE",
                 table.name()
             ))
             .bind::<BigInt, _>(id)

@@ -172,7 +172,12 @@ impl JobExt for JobDefinition {
         self
     }
     fn needs(mut self, needs: &[&str]) -> Self {
-        self.needs = Some(needs.iter().map(|s| (*s).to_owned()).collect());
+        self.needs = Some(
+            needs
+                .iter()
+                .map(|s| lockstep_domain::Need::from(*s))
+                .collect(),
+        );
         self
     }
     fn env(mut self, environment: &str) -> Self {

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod artifacts;
 mod failures;
 mod happy_path;
 mod logs;

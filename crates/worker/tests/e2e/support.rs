@@ -30,11 +30,18 @@ pub(crate) struct Stack {
 impl Stack {
     /// A stack whose leases last `lease` (heartbeats come at a third of it).
     pub(crate) async fn new(lease: Duration) -> Self {
+        Self::with(lease, |_, _| {}).await
+    }
+
+    /// [`Self::new`], with settings `edit` changes (given the test database's name, unique to
+    /// the test).
+    pub(crate) async fn with(lease: Duration, edit: impl FnOnce(&mut Settings, &str)) -> Self {
         let db = TestDb::new();
-        let settings = Settings {
+        let mut settings = Settings {
             reaper_interval: Duration::from_millis(200),
             ..Settings::new(ADMIN.to_owned(), lease)
         };
+        edit(&mut settings, db.name());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a free port");
@@ -121,6 +128,36 @@ impl Stack {
         assert!(
             response.status().is_success(),
             "POST {path}: {}",
+            response.status()
+        );
+        response.json().await.expect("a JSON answer")
+    }
+
+    /// A GET as the admin, whatever it answers: its status and body.
+    pub(crate) async fn admin_fetch(&self, path: &str) -> (u16, Vec<u8>) {
+        let response = self
+            .http
+            .get(format!("{}/api/v1{path}", self.url()))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("the server answers");
+        let status = response.status().as_u16();
+        (status, response.bytes().await.expect("a body").to_vec())
+    }
+
+    pub(crate) async fn admin_patch(&self, path: &str, body: &Value) -> Value {
+        let response = self
+            .http
+            .patch(format!("{}/api/v1{path}", self.url()))
+            .bearer_auth(ADMIN)
+            .json(body)
+            .send()
+            .await
+            .expect("the server answers");
+        assert!(
+            response.status().is_success(),
+            "PATCH {path}: {}",
             response.status()
         );
         response.json().await.expect("a JSON answer")

@@ -63,9 +63,14 @@ fn definition() -> ValidPipeline {
             needs: match (i % 4, i % 3) {
                 (0, _) => None,
                 (1, _) | (_, 0) => Some(Vec::new()),
-                (_, stage) if i >= stage + 3 => Some(vec![name(i - stage), name(i - stage - 3)]),
-                (_, stage) => Some(vec![name(i - stage)]),
+                (_, stage) if i >= stage + 3 => {
+                    Some(vec![name(i - stage).into(), name(i - stage - 3).into()])
+                }
+                (_, stage) => Some(vec![name(i - stage).into()]),
             },
+            dependencies: None,
+            artifacts: None,
+            cache: None,
             when: match i % 7 {
                 3 => When::Manual,
                 5 => When::OnFailure,

@@ -1,0 +1,5 @@
+//! The crate's tests, as one binary: making archives, and refusing hostile ones.
+
+mod create;
+mod hostile;
+mod support;
