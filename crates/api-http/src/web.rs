@@ -16,6 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub(crate) mod actions;
+pub(crate) mod artifacts;
 mod assets;
 pub(crate) mod build;
 pub(crate) mod environments;
@@ -50,6 +51,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/builds/{id}", get(build::page))
         .route("/builds/{id}/live", get(live::build))
         .route("/builds/{id}/raw", get(build::raw))
+        .route("/builds/{id}/artifacts.zip", get(artifacts::archive))
+        .route("/builds/{id}/artifacts/{*path}", get(artifacts::file))
+        .route("/builds/{id}/delete-artifacts", post(artifacts::delete))
         .route("/builds/{id}/cancel", post(actions::cancel_build))
         .route("/builds/{id}/retry", post(actions::retry_build))
         .route("/builds/{id}/play", post(actions::play_build))
@@ -155,10 +159,15 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PageId {
     ) -> Result<Self, PageError> {
         match axum::extract::Path::<i64>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(id)) => Ok(Self(id)),
-            Err(_) => Err(PageError::Failed(ApiError::bad_request(
-                Some("id".to_owned()),
-                "the id in this address must be a whole number",
-            ))),
+            Err(_) => Err(bad_id()),
         }
     }
+}
+
+/// The 400 page of an address whose id is not a number.
+pub(crate) fn bad_id() -> PageError {
+    PageError::Failed(ApiError::bad_request(
+        Some("id".to_owned()),
+        "the id in this address must be a whole number",
+    ))
 }

@@ -246,8 +246,8 @@ impl Client {
     }
 
     pub(crate) fn artifacts(&self, build: i64) -> Result<Json<Artifacts>, ClientError> {
+        // The server's 404 says which: no such build, or a build without artifacts.
         self.get(&format!("/builds/{build}/artifacts"), &[])
-            .map_err(|e| e.naming(|| format!("build {build}'s artifacts")))
     }
 
     pub(crate) fn runners(&self) -> Result<Json<Vec<Runner>>, ClientError> {

@@ -1,8 +1,9 @@
-//! `/builds/{id}`: a build's facts and buttons, and its log, followed live; `/builds/{id}/raw`,
-//! the whole log as plain text.
+//! `/builds/{id}`: a build's facts and buttons, its artifacts, and its log, followed live;
+//! `/builds/{id}/raw`, the whole log as plain text.
 
 use crate::app::AppState;
 use crate::blocking::with_conn;
+use crate::web::artifacts::{self, ArtifactsSection};
 use crate::web::format::{self, Badge, badge};
 use crate::web::pipeline::{Actions, waiting_text};
 use crate::web::{PageError, PageId, PageResult, Viewer, render};
@@ -53,6 +54,9 @@ struct BuildPage {
     signed_in: bool,
     csrf: String,
     live: BuildLive,
+    /// What the build kept, if anything. Read once with the page, not live: artifacts arrive
+    /// as the build ends, and a reload shows them.
+    artifacts: Option<ArtifactsSection>,
     /// Where the page's log starts: the last [`LOG_TAIL`] bytes.
     start: u64,
     log_size: String,
@@ -73,6 +77,7 @@ pub(crate) async fn page(
     PageId(id): PageId,
 ) -> PageResult {
     let live = build_live(&state, BuildId(id), viewer.csrf.clone()).await?;
+    let artifacts = artifacts::section(&state, BuildId(id)).await?;
     let end = with_conn(&state, move |conn, _| read_log(conn, BuildId(id), 0, 0))
         .await?
         .end;
@@ -80,6 +85,7 @@ pub(crate) async fn page(
         signed_in: true,
         csrf: viewer.csrf,
         live,
+        artifacts,
         start: end.saturating_sub(LOG_TAIL),
         log_size: format::size(end),
     }))

@@ -8,9 +8,11 @@ use crate::web::{PageError, PageId, PageResult, Viewer, fragment, render};
 use askama::Template;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use lockstep_domain::{BuildStatus, PipelineId, PipelineStatus};
-use lockstep_storage_pg::{BuildView, Waiting, load_pipeline, load_project, pipeline_waiting};
-use std::collections::HashMap;
+use lockstep_domain::{BuildId, BuildStatus, PipelineId, PipelineStatus};
+use lockstep_storage_pg::{
+    BuildView, Waiting, artifacts_of, load_pipeline, load_project, pipeline_waiting,
+};
+use std::collections::{HashMap, HashSet};
 
 /// A job's latest attempt, as a card of the graph.
 #[derive(Debug, Clone)]
@@ -24,6 +26,8 @@ pub(crate) struct JobCard {
     /// The names of the jobs it needs, as JSON, for the script that draws the edges.
     pub(crate) needs: String,
     pub(crate) waiting: Option<String>,
+    /// The build kept artifacts (its page lists them).
+    pub(crate) artifacts: bool,
     pub(crate) actions: Actions,
 }
 
@@ -124,7 +128,7 @@ pub(crate) async fn pipeline_live(
     csrf: String,
 ) -> Result<PipelineLive, PageError> {
     let online_since = state.online_since();
-    let (pipeline, waiting, project) = with_conn(state, move |conn, _| {
+    let (pipeline, waiting, project, kept) = with_conn(state, move |conn, _| {
         let pipeline = load_pipeline(conn, id)?;
         let waiting = pipeline_waiting(
             conn,
@@ -133,7 +137,13 @@ pub(crate) async fn pipeline_live(
             online_since,
         )?;
         let project = load_project(conn, pipeline.summary.project_id)?;
-        Ok((pipeline, waiting, project.name))
+        // One query for the whole page, not one per card.
+        let ids: Vec<BuildId> = pipeline.builds.iter().map(|b| b.id).collect();
+        let kept: HashSet<BuildId> = artifacts_of(conn, &ids)?
+            .into_iter()
+            .map(|a| a.build_id)
+            .collect();
+        Ok((pipeline, waiting, project.name, kept))
     })
     .await?;
     let now = Utc::now();
@@ -150,7 +160,7 @@ pub(crate) async fn pipeline_live(
         duration: format::elapsed(Some(summary.created_at), summary.finished_at, now),
         auto_canceled_by: summary.auto_canceled_by.map(|p| p.0),
         actions: Actions::of_pipeline(summary.status),
-        stages: stages(&pipeline.builds, &waiting, now),
+        stages: stages(&pipeline.builds, &waiting, &kept, now),
         csrf,
     })
 }
@@ -174,7 +184,8 @@ pub(crate) async fn pipeline_fragment(
 /// Each stage in order with the latest attempt of each of its jobs, in job order.
 fn stages(
     builds: &[BuildView],
-    waiting: &HashMap<lockstep_domain::BuildId, Waiting>,
+    waiting: &HashMap<BuildId, Waiting>,
+    kept: &HashSet<BuildId>,
     now: DateTime<Utc>,
 ) -> Vec<StageColumn> {
     let mut latest: Vec<&BuildView> = Vec::new();
@@ -187,7 +198,8 @@ fn stages(
     }
     let mut columns: Vec<StageColumn> = Vec::new();
     for build in latest {
-        let card = card(build, waiting.get(&build.id), now);
+        let mut card = card(build, waiting.get(&build.id), now);
+        card.artifacts = kept.contains(&build.id);
         match columns.iter_mut().find(|c| c.name == build.stage) {
             Some(column) => column.jobs.push(card),
             None => columns.push(StageColumn {
@@ -210,6 +222,7 @@ fn card(build: &BuildView, waiting: Option<&Waiting>, now: DateTime<Utc>) -> Job
         needs: serde_json::to_string(build.needs.as_deref().unwrap_or_default())
             .unwrap_or_else(|_| "[]".to_owned()),
         waiting: waiting.map(waiting_text),
+        artifacts: false,
         actions: Actions::of_build(build.status),
     }
 }

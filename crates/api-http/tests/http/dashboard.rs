@@ -2,7 +2,7 @@
 //! and their event streams say. (The browser tests in crates/browser-tests drive a real
 //! Chromium against the same pages.)
 
-use crate::support::{ADMIN, Answer, TestApp, build_named};
+use crate::support::{ADMIN, Answer, As, TestApp, build_named};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
@@ -432,4 +432,241 @@ async fn an_open_live_page_turns_notifications_on_and_hears_a_cancel() {
 struct Count {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     n: i64,
+}
+
+/// A ZIP with a directory, two files (one with a space in its name) and a symlink, as a runner
+/// uploads it for `artifacts: paths: [out/]`.
+fn artifacts_zip() -> Vec<u8> {
+    use std::io::Write as _;
+    let options = zip::write::SimpleFileOptions::default();
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    writer.add_directory("out/", options).expect("a directory");
+    writer.start_file("out/app", options).expect("an entry");
+    writer.write_all(b"#!/bin/sh\necho hi\n").expect("contents");
+    writer
+        .start_file("out/release notes.txt", options)
+        .expect("an entry");
+    writer.write_all(&[b'n'; 3000]).expect("contents");
+    writer
+        .add_symlink("out/current", "app", options)
+        .expect("a link");
+    writer.finish().expect("an archive").into_inner()
+}
+
+/// A pipeline whose `build` job keeps `out/`, with the archive uploaded by the runner that holds
+/// it; returns the pipeline's id, the build's id and the archive.
+async fn a_build_with_artifacts(app: &TestApp) -> (i64, i64, Vec<u8>) {
+    let project = app.project("web").await;
+    let (_, token) = app.runner("r1", &[]).await;
+    let pipeline = app
+        .pipeline(
+            project,
+            json!([{ "name": "build", "script": ["make"], "artifacts": { "paths": ["out/"], "expire_in": "6 days" } }]),
+        )
+        .await;
+    let job = app.acquire(&token).await.expect("the build");
+    let build = job["id"].as_i64().expect("an id");
+    let archive = artifacts_zip();
+    app.call(
+        Method::PUT,
+        &format!("/api/v1/jobs/{build}/artifacts"),
+        As::Runner(&token),
+        Body::from(archive.clone()),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    (pipeline["id"].as_i64().expect("an id"), build, archive)
+}
+
+#[tokio::test]
+async fn a_build_page_lists_its_artifacts_with_links_and_the_pipeline_marks_them() {
+    let app = TestApp::new();
+    let session = sign_in(&app).await;
+    let (pipeline, build, _) = a_build_with_artifacts(&app).await;
+    let page = text(
+        &get(&app, &format!("/builds/{build}"), &session.cookie)
+            .await
+            .expect(StatusCode::OK),
+    );
+    assert!(
+        page.contains(r#"<h2 id="artifacts-heading">Artifacts</h2>"#),
+        "{page}"
+    );
+    assert!(page.contains(r#"<th scope="col">Path</th>"#), "{page}");
+    assert!(
+        page.contains(&format!(r#"href="/builds/{build}/artifacts.zip""#)),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            r#"<a href="/builds/{build}/artifacts/out/app" download>out/app</a>"#
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            r#"href="/builds/{build}/artifacts/out/release%20notes.txt""#
+        )),
+        "a name with a space is percent-encoded: {page}"
+    );
+    assert!(page.contains("2 KiB"), "the file's size: {page}");
+    assert!(page.contains("expires in 6 days"), "{page}");
+    assert!(page.contains("→ app"), "a symlink shows its target: {page}");
+    assert!(
+        !page.contains("/artifacts/out/current\"") && !page.contains("/artifacts/out\""),
+        "neither a symlink nor a directory is a link: {page}"
+    );
+    let graph = text(&get(&app, &format!("/pipelines/{pipeline}"), &session.cookie).await);
+    assert!(
+        graph.contains(&format!(r#"href="/builds/{build}#artifacts""#)),
+        "{graph}"
+    );
+}
+
+#[tokio::test]
+async fn a_build_without_artifacts_shows_no_section_and_its_download_is_a_404_page() {
+    let app = TestApp::new();
+    let session = sign_in(&app).await;
+    let project = app.project("web").await;
+    let pipeline = app
+        .pipeline(project, json!([{ "name": "a", "script": ["true"] }]))
+        .await;
+    let build = build_named(&pipeline, "a")["id"].as_i64().expect("an id");
+    let page = text(&get(&app, &format!("/builds/{build}"), &session.cookie).await);
+    assert!(!page.contains("Artifacts"), "{page}");
+    let answer = get(
+        &app,
+        &format!("/builds/{build}/artifacts.zip"),
+        &session.cookie,
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
+    assert!(
+        answer
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/html")),
+        "an error page, not JSON"
+    );
+    assert!(
+        text(&answer).contains("has no artifacts"),
+        "{}",
+        text(&answer)
+    );
+}
+
+#[tokio::test]
+async fn artifact_downloads_take_a_session_and_serve_the_archive_and_one_file() {
+    let app = TestApp::new();
+    let (_, build, archive) = a_build_with_artifacts(&app).await;
+    let zip = format!("/builds/{build}/artifacts.zip");
+    let file = format!("/builds/{build}/artifacts/out/release%20notes.txt");
+    for path in [&zip, &file] {
+        let answer = get(&app, path, "").await.expect(StatusCode::SEE_OTHER);
+        assert!(
+            answer
+                .header("location")
+                .is_some_and(|l| l.starts_with("/login?next=%2Fbuilds%2F")),
+            "{path}: {:?}",
+            answer.header("location")
+        );
+        let bearer = Request::builder()
+            .uri(path.as_str())
+            .header("authorization", format!("Bearer {ADMIN}"))
+            .body(Body::empty())
+            .expect("a request");
+        assert_eq!(
+            app.request(bearer).await.status,
+            StatusCode::SEE_OTHER,
+            "{path}: pages take no Bearer token"
+        );
+    }
+
+    let session = sign_in(&app).await;
+    let answer = get(&app, &zip, &session.cookie)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(answer.header("content-type"), Some("application/zip"));
+    assert!(
+        answer
+            .header("content-disposition")
+            .is_some_and(|d| d.starts_with("attachment")),
+        "{:?}",
+        answer.header("content-disposition")
+    );
+    assert_eq!(answer.body, archive, "the archive as uploaded");
+
+    let answer = get(&app, &file, &session.cookie)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(answer.body, vec![b'n'; 3000]);
+    let answer = get(
+        &app,
+        &format!("/builds/{build}/artifacts/out/app"),
+        &session.cookie,
+    )
+    .await
+    .expect(StatusCode::OK);
+    assert_eq!(answer.body, b"#!/bin/sh\necho hi\n");
+
+    for (path, status) in [
+        (
+            format!("/builds/{build}/artifacts/out/missing"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("/builds/{build}/artifacts/out/current"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/builds/abc/artifacts/out/app".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/builds/999/artifacts.zip".to_owned(),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let answer = get(&app, &path, &session.cookie).await.expect(status);
+        assert!(
+            text(&answer).contains("<h1>"),
+            "{path}: an error page: {}",
+            text(&answer)
+        );
+    }
+}
+
+#[tokio::test]
+async fn deleting_artifacts_from_the_page_takes_the_csrf_token() {
+    let app = TestApp::new();
+    let session = sign_in(&app).await;
+    let (_, build, _) = a_build_with_artifacts(&app).await;
+    let delete = format!("/builds/{build}/delete-artifacts");
+    post_form(&app, &delete, &session.cookie, "csrf=guessed", "http")
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    get(
+        &app,
+        &format!("/builds/{build}/artifacts.zip"),
+        &session.cookie,
+    )
+    .await
+    .expect(StatusCode::OK);
+
+    let form = format!("csrf={}", session.csrf);
+    let answer = post_form(&app, &delete, &session.cookie, &form, "http")
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert_eq!(
+        answer.header("location"),
+        Some(format!("/builds/{build}").as_str())
+    );
+    let page = text(&get(&app, &format!("/builds/{build}"), &session.cookie).await);
+    assert!(!page.contains("artifacts-heading"), "{page}");
+    get(
+        &app,
+        &format!("/builds/{build}/artifacts.zip"),
+        &session.cookie,
+    )
+    .await
+    .expect(StatusCode::NOT_FOUND);
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod artifacts;
 mod errors;
 mod json;
 mod login;
