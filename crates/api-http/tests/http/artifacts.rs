@@ -282,3 +282,55 @@ async fn a_dependency_the_job_does_not_wait_for_is_refused_naming_the_field() {
         "{refused:#}"
     );
 }
+
+#[tokio::test]
+async fn a_cache_is_its_projects_own_and_the_last_upload_wins() {
+    let app = TestApp::new();
+    let (_, token) = app.runner("r1", &[]).await;
+    let mut jobs = Vec::new();
+    for name in ["one", "two"] {
+        let project = app.project(name).await;
+        app.pipeline(project, json!([{ "name": "a", "script": ["make"] }]))
+            .await;
+        jobs.push(
+            app.acquire(&token).await.expect("a build")["id"]
+                .as_i64()
+                .expect("an id"),
+        );
+    }
+    let (one, two) = (jobs[0], jobs[1]);
+    let put = |build: i64, body: Vec<u8>| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            app.call(
+                Method::PUT,
+                &format!("/api/v1/jobs/{build}/cache?key=deps"),
+                As::Runner(&token),
+                Body::from(body),
+            )
+            .await
+        }
+    };
+    let get = |build: i64| {
+        let app = &app;
+        let token = token.clone();
+        async move {
+            app.call(
+                Method::GET,
+                &format!("/api/v1/jobs/{build}/cache?key=deps"),
+                As::Runner(&token),
+                Body::empty(),
+            )
+            .await
+        }
+    };
+    let first = zip_of(&[("deps/a", b"first")]);
+    let second = zip_of(&[("deps/a", b"second")]);
+    put(one, first).await.expect(StatusCode::CREATED);
+    put(one, second.clone()).await.expect(StatusCode::CREATED);
+    let cached = get(one).await.expect(StatusCode::OK);
+    assert_eq!(cached.body, second, "the last upload wins");
+    // Another project's job, same key: nothing.
+    get(two).await.expect(StatusCode::NOT_FOUND);
+}

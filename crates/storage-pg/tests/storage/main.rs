@@ -1,6 +1,7 @@
 //! Integration tests of lockstep-storage-pg against a real PostgreSQL (one database per test).
 
 mod acquire_race;
+mod artifacts;
 mod auto_cancel;
 mod batch;
 mod deadlock;
