@@ -13,16 +13,35 @@ const BATCH: u32 = 100;
 
 /// Runs until shutdown.
 pub(crate) async fn run(state: AppState) {
-    let mut tick = tokio::time::interval(state.reaper_interval);
+    let interval = state.reaper_interval;
+    every(
+        &state,
+        interval,
+        "lease reaper sweep failed",
+        |state| async move { sweep(&state).await },
+    )
+    .await;
+}
+
+/// Runs `work` every `interval` until shutdown; a failure is logged as `failed` says and tried
+/// again at the next tick. The reaper and the artifact sweeper share it.
+pub(crate) async fn every<F, T>(
+    state: &AppState,
+    interval: std::time::Duration,
+    failed: &'static str,
+    work: impl Fn(AppState) -> F,
+) where
+    F: std::future::Future<Output = Result<T, TaskError>>,
+{
+    let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             () = state.stopped() => return,
         }
-        if let Err(error) = sweep(&state).await {
-            // Try again next tick.
-            tracing::warn!(%error, "lease reaper sweep failed");
+        if let Err(error) = work(state.clone()).await {
+            tracing::warn!(%error, "{failed}");
         }
     }
 }

@@ -13,18 +13,14 @@ const BATCH: u32 = 100;
 
 /// Runs until shutdown.
 pub(crate) async fn run(state: AppState) {
-    let mut tick = tokio::time::interval(state.sweep_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = state.stopped() => return,
-        }
-        if let Err(error) = sweep(&state).await {
-            // Try again next tick.
-            tracing::warn!(%error, "artifact sweep failed");
-        }
-    }
+    let interval = state.sweep_interval;
+    crate::reaper::every(
+        &state,
+        interval,
+        "artifact sweep failed",
+        |state| async move { sweep(&state).await },
+    )
+    .await;
 }
 
 /// Deletes what has expired now. Returns the number of archives this call deleted.
